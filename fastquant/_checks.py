@@ -1,0 +1,144 @@
+"""Argument validation shared by the reference and the fast paths.
+
+Everything here runs before any data is touched, so that both implementations reject exactly the same
+inputs with exactly the same messages. NumPy only: importing this must stay cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
+
+METHODS = ("approx", "exact")
+ACCEPTED_DTYPES = "bool, signed/unsigned integers of any width, or float16/float32/float64"
+
+
+def real_array(x) -> np.ndarray:
+    """Return `x` as an ndarray of an accepted real dtype (never a copy of an ndarray)."""
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind in "biu" or (kind == "f" and arr.dtype.itemsize <= 8):
+        return arr
+    raise TypeError(f"x has dtype {arr.dtype}; accepted: {ACCEPTED_DTYPES} (arrays or nested lists)")
+
+
+def percentile_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype whose exact values percentiles are computed from.
+
+    float16 is widened to float32 and integers/bool to float64: both conversions are exact (up to 2**53
+    for 64-bit integers), so nothing wraps around and NumPy's interpolation runs in that dtype.
+    """
+    if dtype.kind == "f":
+        return np.dtype(np.float64) if dtype.itemsize == 8 else np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_method(method) -> str:
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; accepted: 'approx' or 'exact'")
+    return method
+
+
+def check_q(q) -> np.ndarray:
+    """Percentiles as float64, each in [0, 100]."""
+    try:
+        q_arr = np.asarray(q, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"q={q!r} is not a number or array of numbers in [0, 100]") from exc
+    bad = ~((q_arr >= 0) & (q_arr <= 100))  # also catches NaN
+    if np.any(bad):
+        raise ValueError(f"q={q!r} has values outside [0, 100]: {q_arr[bad].tolist()}")
+    return q_arr
+
+
+def normalize_axis(axis, ndim: int) -> tuple[int, ...]:
+    """Axes as sorted non-negative ints; None means every axis. Out of range → ValueError (AxisError)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, bool) or not (
+        isinstance(axis, (numbers.Integral, tuple, list)) or hasattr(axis, "__index__")
+    ):
+        raise TypeError(f"axis={axis!r} must be None, an int or a tuple of ints")
+    return tuple(sorted(normalize_axis_tuple(axis, ndim, argname="axis")))
+
+
+def _finite_scalar(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+        raise TypeError(f"{name}={value!r} must be a real scalar")
+    try:
+        result = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}={value!r} must be a real scalar") from exc
+    if not math.isfinite(result):
+        raise ValueError(f"{name}={value!r} must be finite")
+    return result
+
+
+def check_limits(vmin, vmax, percentiles):
+    """Validate the limit options; returns (vmin, vmax, percentiles) as floats / a float pair / None."""
+    if percentiles is not None:
+        if vmin is not None or vmax is not None:
+            raise ValueError(
+                "give either vmin/vmax (absolute limits) or percentiles (data-derived limits), not both"
+            )
+        try:
+            low, high = percentiles
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"percentiles={percentiles!r} must be a pair (low, high) with 0 <= low <= high <= 100"
+            ) from exc
+        low = _finite_scalar(low, "percentiles[0]")
+        high = _finite_scalar(high, "percentiles[1]")
+        if not (0 <= low <= high <= 100):
+            raise ValueError(
+                f"percentiles={percentiles!r} must satisfy 0 <= low <= high <= 100"
+            )
+        return None, None, (low, high)
+    vmin = None if vmin is None else _finite_scalar(vmin, "vmin")
+    vmax = None if vmax is None else _finite_scalar(vmax, "vmax")
+    if vmin is not None and vmax is not None and vmin > vmax:
+        raise ValueError(f"vmin={vmin!r} is greater than vmax={vmax!r}; need vmin <= vmax")
+    return vmin, vmax, None
+
+
+def check_nan(nan) -> int:
+    """The grey level given to NaN: an int in 0..255."""
+    if isinstance(nan, (bool, np.bool_)):
+        raise TypeError(f"nan={nan!r} must be an int in 0..255")
+    try:
+        value = operator.index(nan)
+    except TypeError as exc:
+        raise TypeError(f"nan={nan!r} must be an int in 0..255") from exc
+    if not 0 <= value <= 255:
+        raise ValueError(f"nan={nan!r} is outside 0..255")
+    return value
+
+
+def check_out(out, shape: tuple[int, ...]):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray of dtype uint8, got {type(out).__name__}")
+    if out.dtype != np.uint8:
+        raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}; accepted: the input's shape {tuple(shape)}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; accepted: a writeable uint8 array")
+    return out
+
+
+def nominal_limits(dtype: np.dtype) -> tuple[float, float]:
+    """Limits used when none are given: floats [0, 1], integers their full range, bool [0, 1]."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max)
+    return 0.0, 1.0
+
+
+def keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))

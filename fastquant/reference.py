@@ -1,0 +1,112 @@
+"""The executable specification of fastquant, in plain NumPy.
+
+Every fast path in the package is tested against these two functions: exact modes bit for bit, the approximate
+modes within their documented bound. They are written to be read, not to be fast. Arguments are validated by
+:mod:`fastquant._checks`, shared with the fast paths, so both reject the same inputs with the same messages.
+
+Semantics
+---------
+percentile(x, q, axis)
+    For each slice of ``x`` over ``axis``: ``numpy.percentile(finite, q)`` (method "linear") of the slice's
+    finite values, computed in float32 for float16/float32 input and float64 otherwise. A slice without finite
+    values gives NaN. Result: float64, shape ``q.shape + kept axes``. ``method`` has a single (exact) answer here.
+
+to_uint8(x, vmin, vmax, percentiles, axis, nan)
+    Limits ``lo <= hi`` per slice (see :func:`limits`), then per element, in float64::
+
+        NaN          -> nan
+        x <= lo      -> 0
+        x >= hi      -> 255          (so +-inf saturate, and lo == hi maps everything to 0 or 255)
+        otherwise    -> rint((x - lo) * (255 / (hi - lo)))   (round half to even)
+
+    Where data-derived limits are NaN (a slice with no finite value), every element of the slice -> nan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+
+
+def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
+    """Percentiles of the finite values of `x` (see the module docstring)."""
+    x = _checks.real_array(x)
+    q = _checks.check_q(q)
+    _checks.check_method(method)
+    axes = _checks.normalize_axis(axis, x.ndim)
+    values = x.astype(_checks.percentile_dtype(x.dtype), copy=False)
+
+    kept_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    kept_axes = [i for i in range(x.ndim) if i not in axes]
+    n_reduced = int(np.prod([x.shape[i] for i in axes]))
+    rows = np.transpose(values, kept_axes + list(axes)).reshape(int(np.prod(kept_shape)), n_reduced)
+
+    result = np.empty((rows.shape[0],) + q.shape, dtype=np.float64)
+    for i, row in enumerate(rows):
+        finite = row[np.isfinite(row)]
+        result[i] = np.percentile(finite, q) if finite.size else np.nan
+    return np.moveaxis(result, 0, -1).reshape(q.shape + kept_shape)
+
+
+def limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
+    """(lo, hi) as float64 arrays of ``x``'s shape with `axes` reduced to length 1."""
+    shape = _checks.keepdims_shape(x.shape, axes)
+    if percentiles is not None:
+        lo, hi = percentile(x, percentiles, axis=axes)
+    elif vmin is None and vmax is None:
+        lo, hi = _checks.nominal_limits(x.dtype)
+    else:
+        values = x.astype(_checks.percentile_dtype(x.dtype), copy=False)
+        finite = np.isfinite(values)
+        has_finite = np.any(finite, axis=axes, keepdims=True)
+        if vmin is not None:
+            lo = vmin
+        else:
+            lo = np.min(values, axis=axes, keepdims=True, where=finite, initial=np.inf)
+            lo = np.where(has_finite, lo, np.nan)
+        if vmax is not None:
+            hi = vmax
+        else:
+            hi = np.max(values, axis=axes, keepdims=True, where=finite, initial=-np.inf)
+            hi = np.where(has_finite, hi, np.nan)
+    lo, hi = _limit_array(lo, shape), _limit_array(hi, shape)
+    hi = np.where(lo > hi, lo, hi)  # one data-derived side may cross the given one: hi = lo
+    return lo, hi
+
+
+def _limit_array(value, shape: tuple[int, ...]) -> np.ndarray:
+    value = np.asarray(value, dtype=np.float64)
+    return np.broadcast_to(value, shape) if value.ndim == 0 else value.reshape(shape)
+
+
+def to_uint8(
+    x,
+    vmin=None,
+    vmax=None,
+    *,
+    percentiles=None,
+    axis=None,
+    method: str = "approx",
+    nan: int = 0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Quantize `x` to uint8 (see the module docstring). `method` has a single (exact) answer here."""
+    x = _checks.real_array(x)
+    vmin, vmax, percentiles = _checks.check_limits(vmin, vmax, percentiles)
+    _checks.check_method(method)
+    nan = _checks.check_nan(nan)
+    axes = _checks.normalize_axis(axis, x.ndim)
+    out = _checks.check_out(out, x.shape)
+
+    lo, hi = limits(x, vmin, vmax, percentiles, axes)
+    values = x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        scaled = np.rint((values - lo) * (255.0 / (hi - lo)))
+    levels = np.where(values <= lo, 0.0, np.where(values >= hi, 255.0, scaled))
+    levels = np.where(np.isnan(values) | np.isnan(lo) | np.isnan(hi), nan, levels)
+    result = levels.astype(np.uint8, order="C")
+    if out is None:
+        return result
+    out[...] = result
+    return out

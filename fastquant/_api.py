@@ -1,0 +1,537 @@
+"""Fast public API: validation, path choice, layout handling and the algorithms that drive the kernels.
+
+Path choice depends on the input's size only: below ``NUMBA_MIN_SIZE`` elements the NumPy reference does the work
+(so a small one-shot conversion never imports numba), above it the Numba kernels of :mod:`fastquant._kernels`.
+
+Layout. Limits are computed per *group*: the index over the kept (non-reduced) axes. When the kept axes are adjacent,
+the array is, in C order, an ``(A, G, B)`` array and element ``i`` belongs to group ``(i // B) % G``; that is all a
+kernel needs to know. Other axis combinations go to the reference.
+
+Data. Kernels read 1-D contiguous native float32 or float64. A C-contiguous input of such a dtype is read in place;
+anything else (other dtypes, byte order, strides) is converted in chunks of ``_STREAM_CHUNK`` elements, so no
+input-sized temporary is ever made. float32 holds every value of float16, bool and 8/16-bit integers exactly; wider
+integers go through float64.
+
+Exact percentiles (``_order_statistics``):
+
+1. *Bracket* (C-contiguous input): a strided sample proposes, per group and percentile, an interval ``[a, b)``
+   that should contain the needed order statistics; one counting pass over all the data proves or refutes it
+   (and counts the finite values); a second pass collects the few values inside proven intervals, and a selection
+   among them gives the exact order statistics.
+2. *Radix* (fallback, and every other input): histograms of 16-bit digits of the float's order-preserving
+   integer key, most significant first, each pass restricted to the keys that share the already-known prefix.
+   Two passes for float32, four for float64; exact for every input.
+
+The order statistics then go through NumPy's own linear interpolation formula, so results equal
+``numpy.percentile`` bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _checks, reference
+
+NUMBA_MIN_SIZE = 1 << 20
+_STREAM_CHUNK = 1 << 20
+_SAMPLE_STRIDE = 256  # one element in this many is sampled to propose brackets
+_MIN_SAMPLE = 1 << 14  # groups smaller than this many sampled elements skip the bracket step
+_MAX_CANDIDATES = 1 << 23  # bracket members collected at most (32 MiB of float32)
+_MAX_LANES = 64  # repeating group patterns up to this period use the per-lane kernels
+_RADIX_GROUPS = 16  # groups per radix pass (bounds histogram memory at 8 MiB per chunk)
+_COUNT_BLOCK = 1 << 14
+
+
+# --- public functions ------------------------------------------------------------------------------------------
+
+
+def to_uint8(
+    x,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    *,
+    percentiles: tuple[float, float] | None = None,
+    axis: int | tuple[int, ...] | None = None,
+    method: str = "approx",
+    nan: int = 0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Quantize a float (or integer/bool) array to uint8 with clipping, scaling and rounding.
+
+    Parameters
+    ----------
+    x : array_like
+        bool, integer or float16/32/64 data of any shape, byte order and strides. Never modified.
+    vmin, vmax : float, optional
+        Absolute limits. Values ``<= vmin`` map to 0, values ``>= vmax`` to 255. Giving only one of them takes
+        the other from the data's finite minimum or maximum over `axis` (if that leaves ``vmin > vmax``, the
+        upper limit becomes ``vmin``). Neither (and no `percentiles`): the dtype's nominal range, ``[0, 1]`` for
+        floats, the full range for integers, ``False -> 0, True -> 255`` for bool.
+    percentiles : (float, float), optional
+        ``(low, high)`` in percent: limits are these percentiles of the finite values over `axis`.
+        Cannot be combined with `vmin`/`vmax`.
+    axis : int or tuple of int, optional
+        Axes over which data-derived limits are computed (None: the whole array). ``axis=(0, 1)`` gives
+        per-channel limits for an H×W×C image. Without data-derived limits it changes nothing.
+    method : {"approx", "exact"}
+        How percentile limits are computed. "exact" equals :func:`fastquant.reference.to_uint8` bit for bit;
+        "approx" is guaranteed to be within one grey level of it at every pixel (currently it computes exact
+        limits too).
+    nan : int
+        Grey level for NaN, and for every element of a slice without finite values when limits are data-derived.
+    out : numpy.ndarray, optional
+        uint8 array of ``x``'s shape to write into.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of ``x``'s shape (C-contiguous), or `out`.
+
+    Notes
+    -----
+    Per element, with limits ``lo <= hi`` and in float64: NaN -> `nan`; ``x <= lo`` -> 0; else ``x >= hi`` -> 255;
+    else ``rint((x - lo) * (255 / (hi - lo)))`` (round half to even). A constant map becomes 0.
+    """
+    x = _checks.real_array(x)
+    if not _use_numba(x):
+        return reference.to_uint8(x, vmin, vmax, percentiles=percentiles, axis=axis, method=method,
+                                  nan=nan, out=out)
+    vmin, vmax, percentiles = _checks.check_limits(vmin, vmax, percentiles)
+    _checks.check_method(method)
+    nan = _checks.check_nan(nan)
+    axes = _checks.normalize_axis(axis, x.ndim)
+    _checks.check_out(out, x.shape)
+
+    data_derived = percentiles is not None or (vmin is None) != (vmax is None)
+    layout = _Layout.of(x.shape, axes if data_derived else tuple(range(x.ndim)))
+    if layout is None:
+        return reference.to_uint8(x, vmin, vmax, percentiles=percentiles, axis=axes, method=method,
+                                  nan=nan, out=out)
+    source = _Source(x)
+    if percentiles is not None:
+        lo, hi = _percentiles(source, layout, np.array(percentiles, dtype=np.float64))
+    elif vmin is None and vmax is None:
+        lo, hi = (np.array([v]) for v in _checks.nominal_limits(x.dtype))
+    else:
+        data_lo, data_hi = _finite_minmax(source, layout)
+        lo = data_lo if vmin is None else np.full(layout.groups, vmin)
+        hi = data_hi if vmax is None else np.full(layout.groups, vmax)
+    hi = np.where(lo > hi, lo, hi)
+    if out is None:
+        out = np.empty(x.shape, dtype=np.uint8)
+    _convert(source, layout, lo, hi, nan, out)
+    return out
+
+
+def percentile(x, q, axis: int | tuple[int, ...] | None = None, *, method: str = "exact") -> np.ndarray:
+    """Percentiles of the finite values of `x`, over `axis`.
+
+    Parameters
+    ----------
+    x : array_like
+        bool, integer or float16/32/64 data. NaN and ±inf are ignored. float16 is treated as its exact float32
+        values, integers and bool as their exact float64 values.
+    q : float or array_like of float
+        Percentiles in [0, 100].
+    axis : int or tuple of int, optional
+        Axes to reduce (None: all).
+    method : {"exact", "approx"}
+        "exact" equals ``numpy.percentile(finite_values, numpy.asarray(q, dtype=float64))`` (method "linear")
+        exactly. "approx" is within 0 of it: it currently runs the same exact algorithm (the bound is tested).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``q.shape + kept axes``; 0-d for a scalar `q` and ``axis=None``. NaN for a slice without
+        finite values (no warning).
+    """
+    x = _checks.real_array(x)
+    q = _checks.check_q(q)
+    _checks.check_method(method)
+    axes = _checks.normalize_axis(axis, x.ndim)
+    layout = _Layout.of(x.shape, axes) if _use_numba(x) else None
+    if layout is None:
+        return reference.percentile(x, q, axis=axes, method=method)
+    values = np.stack(_percentiles(_Source(x), layout, q.reshape(-1)))
+    kept_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    return values.reshape(q.shape + kept_shape)
+
+
+# --- layout and data access -----------------------------------------------------------------------------------
+
+
+def _use_numba(x: np.ndarray) -> bool:
+    return x.size >= max(NUMBA_MIN_SIZE, 1) and x.ndim > 0
+
+
+class _Layout:
+    """The input seen in C order as (A, G, B): G groups, each reduced over A and B."""
+
+    def __init__(self, a: int, groups: int, run: int):
+        self.a, self.groups, self.run = a, groups, run
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], axes: tuple[int, ...]) -> _Layout | None:
+        kept = [i for i in range(len(shape)) if i not in axes]
+        if not kept:
+            return cls(1, 1, math.prod(shape))
+        if kept != list(range(kept[0], kept[-1] + 1)):
+            return None
+        return cls(math.prod(shape[: kept[0]]), math.prod(shape[kept[0] : kept[-1] + 1]),
+                   math.prod(shape[kept[-1] + 1 :]))
+
+    @property
+    def period(self) -> int:
+        return self.groups * self.run
+
+    def lane_groups(self, lanes: int) -> np.ndarray:
+        return (np.arange(lanes) // self.run) % self.groups
+
+
+class _Source:
+    """Where kernels read the data from: the array itself, or converted chunks of it."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        narrow = x.dtype.kind == "b" or x.dtype.itemsize <= 2 or x.dtype == np.float32
+        self.dtype = np.dtype(np.float32 if narrow else np.float64)
+        self.stats_dtype = _checks.percentile_dtype(x.dtype)
+        self.direct = x.flags.c_contiguous and x.dtype == self.dtype  # == is False for swapped byte order
+        self.size = x.size
+
+    def chunks(self):
+        """Yield (flat start, 1-D contiguous chunk) covering the data in C order."""
+        if self.direct:
+            yield 0, self.x.reshape(-1)
+            return
+        it = np.nditer(self.x, flags=["external_loop", "buffered", "zerosize_ok"],
+                       op_flags=[["readonly", "contig", "aligned"]], op_dtypes=[self.dtype],
+                       casting="unsafe", order="C", buffersize=_STREAM_CHUNK)
+        start = 0
+        with it:
+            for chunk in it:
+                yield start, chunk
+                start += chunk.size
+
+
+def _kernels():
+    from . import _kernels  # imports numba: only on the first large input
+
+    return _kernels
+
+
+def _n_chunks() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+# --- conversion -----------------------------------------------------------------------------------------------
+
+
+def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:
+    k = _kernels()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = 255.0 / (hi - lo)
+    n_chunks = _n_chunks()
+    nan_level = float(nan)
+    lanes = _lane_count(layout)
+    if lanes:
+        lane_groups = layout.lane_groups(lanes)
+        lo_l, hi_l, scale_l = lo[lane_groups], hi[lane_groups], scale[lane_groups]
+
+    def run(start, chunk, dest):
+        with k.kernel_lock():
+            if lanes:
+                shift = start % lanes
+                k.convert_lanes(chunk, dest, np.roll(lo_l, -shift), np.roll(hi_l, -shift),
+                                np.roll(scale_l, -shift), nan_level, n_chunks)
+            else:
+                k.convert_runs(chunk, dest, start, layout.groups, layout.run, lo, hi, scale,
+                               nan_level, n_chunks)
+
+    if source.direct and out.flags.c_contiguous:
+        run(0, source.x.reshape(-1), out.reshape(-1))
+        return
+    it = np.nditer([source.x, out], flags=["external_loop", "buffered", "zerosize_ok"],
+                   op_flags=[["readonly", "contig", "aligned"], ["writeonly", "contig", "aligned"]],
+                   op_dtypes=[source.dtype, np.uint8], casting="unsafe", order="C",
+                   buffersize=_STREAM_CHUNK)
+    start = 0
+    with it:
+        for chunk, dest in it:
+            run(start, chunk, dest)
+            start += chunk.size
+
+
+def _lane_count(layout: _Layout) -> int:
+    """Lane block length for a short repeating group pattern, or 0 to use the per-run kernels."""
+    if layout.groups == 1 or layout.period > _MAX_LANES or layout.run >= 16:
+        return 0
+    return layout.period * max(1, _MAX_LANES // layout.period)
+
+
+def _finite_minmax(source: _Source, layout: _Layout):
+    k = _kernels()
+    n_chunks = _n_chunks()
+    acc = np.empty((0, layout.groups, 2))
+    for start, chunk in source.chunks():
+        with k.kernel_lock():
+            part = k.finite_minmax(chunk, start, layout.groups, layout.run, n_chunks)
+        acc = np.concatenate([acc, part])
+    lo, hi = acc[:, :, 0].min(axis=0), acc[:, :, 1].max(axis=0)
+    empty = lo > hi  # no finite value in the group
+    return np.where(empty, np.nan, lo), np.where(empty, np.nan, hi)
+
+
+# --- percentiles ----------------------------------------------------------------------------------------------
+
+
+def _percentiles(source: _Source, layout: _Layout, q: np.ndarray):
+    """Exact percentiles q (1-D) of each group: a list of len(q) float64 arrays of shape (G,)."""
+    quantiles = np.true_divide(q, 100)  # NumPy's own step, so virtual indexes match bit for bit
+    counts, stats = _order_statistics(source, layout, quantiles)
+    result = np.full((q.size, layout.groups), np.nan)
+    for g in range(layout.groups):
+        if counts[g]:
+            prev_rank, next_rank, gamma = _interpolation_plan(counts[g], quantiles)
+            prev = np.array([stats[g][r] for r in prev_rank], dtype=source.stats_dtype)
+            nxt = np.array([stats[g][r] for r in next_rank], dtype=source.stats_dtype)
+            result[:, g] = _lerp(prev, nxt, gamma)
+    return list(result)
+
+
+def _interpolation_plan(n: int, quantiles: np.ndarray):
+    """NumPy's "linear" method: neighbour ranks and weights, with its exact arithmetic and edge rules."""
+    virtual = (n - 1) * quantiles
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    above = virtual >= n - 1
+    prev[above] = -1
+    nxt[above] = -1
+    gamma = virtual - prev
+    prev_rank = np.where(prev < 0, n - 1, prev).astype(np.int64)
+    next_rank = np.where(nxt < 0, n - 1, nxt).astype(np.int64)
+    return prev_rank, next_rank, gamma
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # numpy.lib._function_base_impl._lerp, step for step: the difference is taken in the data's dtype.
+    diff = b - a
+    result = np.add(a, diff * t)
+    np.subtract(b, diff * (1 - t), out=result, where=t >= 0.5, casting="unsafe", dtype=np.float64)
+    return result.astype(np.float64)
+
+
+def _needed_ranks(n: int, quantiles: np.ndarray) -> list[int]:
+    prev_rank, next_rank, _ = _interpolation_plan(n, quantiles)
+    return sorted(set(prev_rank.tolist()) | set(next_rank.tolist()))
+
+
+def _order_statistics(source: _Source, layout: _Layout, quantiles: np.ndarray):
+    """Finite count per group, and per group a dict rank -> value for every rank the interpolation needs."""
+    counts = stats = None
+    if source.direct:
+        counts, stats = _bracketed(source, layout, quantiles)
+    if stats is None:
+        counts, stats = np.zeros(layout.groups, dtype=np.int64), [None] * layout.groups
+    missing = [g for g in range(layout.groups) if stats[g] is None]
+    if missing:
+        _radix(source, layout, quantiles, missing, counts, stats)
+    return counts, stats
+
+
+def _sample(source: _Source, layout: _Layout) -> np.ndarray | None:
+    """A strided sample of every group, shape (G, m), or None when the groups are too small to bother."""
+    per_group = layout.a * layout.run
+    if per_group // _SAMPLE_STRIDE < _MIN_SAMPLE:
+        return None
+    cube = source.x.reshape(layout.a, layout.groups, layout.run)
+    step_b = min(layout.run, _SAMPLE_STRIDE)
+    step_a = max(1, _SAMPLE_STRIDE // step_b)
+    picked = cube[::step_a, :, ::step_b]
+    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1)
+
+
+def _bracketed(source: _Source, layout: _Layout, quantiles: np.ndarray):
+    """Sample, propose brackets, prove them with one counting pass, collect and select. None if no sample."""
+    sample = _sample(source, layout)
+    if sample is None:
+        return None, None
+    dtype = source.dtype
+    lowest, highest = np.finfo(dtype).min, dtype.type(np.inf)
+    groups = layout.groups
+    brackets = []  # per group: list of (low, high) thresholds
+    for g in range(groups):
+        finite = sample[g][np.isfinite(sample[g])]
+        m = finite.size
+        if m < 2:
+            brackets.append([])
+            continue
+        spans = []
+        for p in np.unique(quantiles):
+            centre = p * (m - 1)
+            margin = 5.0 * math.sqrt(m * p * (1 - p)) + 4
+            spans.append((math.floor(centre - margin), math.ceil(centre + margin) + 1))
+        spans.sort()
+        merged = [list(spans[0])]
+        for s, e in spans[1:]:
+            if s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        kth = sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})
+        part = np.partition(finite, kth) if kth else finite
+        group_brackets = []
+        for s, e in merged:
+            low = part[s] if s >= 0 else lowest
+            high = np.nextafter(part[e], dtype.type(np.inf)) if e < m else highest
+            group_brackets.append((dtype.type(low), dtype.type(high)))
+        brackets.append(group_brackets)
+
+    n_brackets = max((len(b) for b in brackets), default=0)
+    if n_brackets == 0:
+        return None, None
+    low = np.full((groups, n_brackets), highest, dtype=dtype)  # padding brackets [inf, inf) hold nothing
+    high = np.full((groups, n_brackets), highest, dtype=dtype)
+    for g, group_brackets in enumerate(brackets):
+        for j, (lo_j, hi_j) in enumerate(group_brackets):
+            low[g, j], high[g, j] = lo_j, hi_j
+    thresholds = np.empty((groups, 2 + 2 * n_brackets), dtype=dtype)
+    thresholds[:, 0] = lowest  # x < lowest finite: -inf
+    thresholds[:, 1] = highest  # x < inf: -inf and finite
+    thresholds[:, 2::2] = low
+    thresholds[:, 3::2] = high
+
+    below = _count_below(source, layout, thresholds)  # (G, T)
+    counts = below[:, 1] - below[:, 0]
+    rank_low = below[:, 2::2] - below[:, :1]  # finite values below each bracket
+    rank_high = below[:, 3::2] - below[:, :1]
+
+    stats: list[dict | None] = [None] * groups
+    wanted = []  # (g, j, [ranks])
+    for g in range(groups):
+        if counts[g] == 0:
+            stats[g] = {}
+            continue
+        by_bracket: dict[int, list[int]] = {}
+        for r in _needed_ranks(int(counts[g]), quantiles):
+            inside = np.nonzero((rank_low[g] <= r) & (r < rank_high[g]))[0]
+            if inside.size == 0:
+                by_bracket = None
+                break
+            by_bracket.setdefault(int(inside[0]), []).append(r)
+        if by_bracket is not None:
+            wanted.extend((g, j, ranks) for j, ranks in by_bracket.items())
+    sizes = np.zeros((groups, n_brackets), dtype=np.int64)
+    for g, j, _ in wanted:
+        sizes[g, j] = rank_high[g, j] - rank_low[g, j]
+    if sizes.sum() > _MAX_CANDIDATES:
+        return counts, stats  # too many candidates: these groups go to radix
+    keep = sizes > 0
+    low = np.where(keep, low, highest)
+    high = np.where(keep, high, highest)
+    base = np.zeros_like(sizes)
+    base.reshape(-1)[1:] = np.cumsum(sizes.reshape(-1))[:-1]
+    k = _kernels()
+    n_chunks = _n_chunks()
+    dest = np.empty((n_chunks, max(int(sizes.sum()), 1)), dtype=dtype)
+    with k.kernel_lock():
+        written = k.collect(source.x.reshape(-1), 0, groups, layout.run, low, high, base, dest, n_chunks)
+    for g, j, ranks in wanted:
+        members = np.concatenate([dest[c, base[g, j] : base[g, j] + written[c, g, j]]
+                                  for c in range(n_chunks)])
+        offsets = [r - int(rank_low[g, j]) for r in ranks]
+        picked = np.partition(members, offsets)
+        found = stats[g] if stats[g] is not None else {}
+        found.update({r: picked[o] for r, o in zip(ranks, offsets)})
+        stats[g] = found
+    for g in range(groups):  # a group is done only if every bracket it needed was resolved
+        if stats[g] and len(stats[g]) < len(_needed_ranks(int(counts[g]), quantiles)):
+            stats[g] = None
+    return counts, stats
+
+
+def _count_below(source: _Source, layout: _Layout, thresholds: np.ndarray) -> np.ndarray:
+    """(G, T) counts of x < thresholds[g, t] over each group (direct source)."""
+    k = _kernels()
+    n_chunks = _n_chunks()
+    x = source.x.reshape(-1)
+    lanes = _lane_count(layout) if layout.groups > 1 else 0
+    with k.kernel_lock():
+        if lanes:
+            lane_groups = layout.lane_groups(lanes)
+            per_lane = k.count_lanes(x, np.ascontiguousarray(thresholds[lane_groups].T), n_chunks,
+                                     _COUNT_BLOCK // lanes * lanes).sum(axis=0)  # (T, L)
+            result = np.zeros(thresholds.shape, dtype=np.int64)
+            np.add.at(result, lane_groups, per_lane.T)
+            return result
+        return k.count_runs(x, 0, layout.groups, layout.run, thresholds, n_chunks,
+                            _COUNT_BLOCK).sum(axis=0)
+
+
+def _radix(source: _Source, layout: _Layout, quantiles, groups: list[int], counts, stats) -> None:
+    """Exact order statistics of `groups` by most-significant-digit radix selection on the float keys."""
+    k = _kernels()
+    n_chunks = _n_chunks()
+    key_bits = 8 * source.dtype.itemsize
+    bits_dtype = np.uint32 if key_bits == 32 else np.uint64
+    shifts = list(range(key_bits - 16, -1, -16))
+
+    def histogram(g_lo, g_hi, shift, prefix_shift, prefixes, use_prefix):
+        total = np.zeros((g_hi - g_lo, 65536), dtype=np.int64)
+        for start, chunk in source.chunks():
+            with k.kernel_lock():
+                part = k.radix_hist(chunk.view(bits_dtype), start, layout.groups, layout.run, g_lo, g_hi,
+                                    shift, prefix_shift, prefixes, use_prefix, n_chunks)
+            total += part.sum(axis=0)
+        return total
+
+    for batch_start in range(0, len(groups), _RADIX_GROUPS):
+        batch = groups[batch_start : batch_start + _RADIX_GROUPS]
+        g_lo, g_hi = batch[0], batch[-1] + 1  # contiguous span covering the batch
+        no_prefix = np.zeros(layout.groups, dtype=np.uint64)
+        top = histogram(g_lo, g_hi, shifts[0], 0, no_prefix, False)
+        # per (group, rank): [prefix so far, rank within prefix]
+        pending = {}
+        for g in batch:
+            n = int(top[g - g_lo].sum())
+            counts[g] = n
+            stats[g] = {}
+            if n == 0:
+                continue
+            cumulative = np.cumsum(top[g - g_lo])
+            for r in _needed_ranks(n, quantiles):
+                digit = int(np.searchsorted(cumulative, r, side="right"))
+                before = int(cumulative[digit - 1]) if digit else 0
+                pending[(g, r)] = [digit, r - before]
+        for level, shift in enumerate(shifts[1:], start=1):
+            prefix_shift = shift + 16
+            while any(len(state) == 2 for state in pending.values()):
+                # one pass serves one prefix per group
+                prefixes = np.zeros(layout.groups, dtype=np.uint64)
+                chosen = {}
+                for (g, r), state in pending.items():
+                    if len(state) == 2 and g not in chosen:
+                        chosen[g] = state[0]
+                        prefixes[g] = state[0]
+                hist = histogram(g_lo, g_hi, shift, prefix_shift, prefixes, True)
+                for (g, r), state in pending.items():
+                    if len(state) == 2 and chosen.get(g) == state[0]:
+                        cumulative = np.cumsum(hist[g - g_lo])
+                        digit = int(np.searchsorted(cumulative, state[1], side="right"))
+                        before = int(cumulative[digit - 1]) if digit else 0
+                        state[:] = [(state[0] << 16) | digit, state[1] - before, level]
+            for state in pending.values():
+                del state[2:]
+        for (g, r), (key, _) in pending.items():
+            stats[g][r] = _key_to_value(key, source.dtype)
+
+
+def _key_to_value(key: int, dtype: np.dtype):
+    bits = 8 * dtype.itemsize
+    sign_bit = 1 << (bits - 1)
+    raw = key ^ sign_bit if key & sign_bit else key ^ ((1 << bits) - 1)
+    return np.array(raw, dtype=np.uint32 if bits == 32 else np.uint64).view(dtype)[()]

@@ -1,0 +1,262 @@
+"""Numba kernels: bare loops, grouped by family. Dispatch, validation and layout handling live in _api.
+
+Every kernel reads a 1-D C-contiguous float32 or float64 array ``x`` holding a stretch of the logical
+``(A, G, B)`` array in C order, starting at flat offset ``start``: element ``i`` belongs to group
+``((start + i) // B) % G``. Two loop shapes cover the layouts that matter:
+
+- *runs* (``B`` large, e.g. one group per image plane, or the whole array as one group): each contiguous run of
+  ``B`` elements has one group, and the inner loop over the run is a plain loop with scalar parameters;
+- *lanes* (``G * B`` small, e.g. H×W×3 with one group per channel): the group pattern repeats with period
+  ``P = G * B``; the data is processed in blocks of ``L`` (a multiple of ``P``) with per-lane parameters, so the
+  inner loop is an elementwise loop that vectorizes.
+
+Parallel kernels split the work into ``n_chunks`` pieces (passed in, never read from numba inside a kernel, so
+``cache=True`` holds) and accumulate into per-chunk rows merged afterwards: no shared accumulators inside prange,
+and results that do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+@serial
+def _chunk_bounds(n, n_chunks, c, align):
+    """[begin, end) of chunk c when n items are split into n_chunks pieces whose starts are multiples of align."""
+    per = (n + n_chunks - 1) // n_chunks
+    per = ((per + align - 1) // align) * align
+    begin = min(n, c * per)
+    return begin, min(n, begin + per)
+
+
+@serial
+def _level(v, lo, hi, scale, nan_level):
+    # x <= lo -> 0 and x >= hi -> 255 are decided before any arithmetic, so the float -> uint8 cast only ever
+    # sees values already in [0, 255]; NaN fails every comparison and is caught by v != v.
+    r = np.rint((v - lo) * scale)
+    r = 0.0 if v <= lo else r
+    r = 255.0 if v >= hi else r
+    r = nan_level if v != v else r
+    return np.uint8(r)
+
+
+# --- conversion ------------------------------------------------------------------------------------------------
+
+
+@serial
+def _convert_run(x, out, lo, hi, scale, nan_level):
+    for i in range(x.size):
+        out[i] = _level(np.float64(x[i]), lo, hi, scale, nan_level)
+
+
+@serial
+def _convert_lanes(x, out, lo, hi, scale, nan_level):
+    # lo/hi/scale have one entry per lane; x.size is a multiple of the lane count.
+    lanes = lo.size
+    for base in range(0, x.size, lanes):
+        for j in range(lanes):
+            out[base + j] = _level(np.float64(x[base + j]), lo[j], hi[j], scale[j], nan_level)
+
+
+@parallel
+def convert_runs(x, out, start, n_groups, run, lo, hi, scale, nan_level, n_chunks):
+    """out[i] = level of x[i] with the limits of its group; runs of `run` elements share a group."""
+    n = x.size
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        i = begin
+        while i < end:
+            flat = start + i
+            g = (flat // run) % n_groups
+            stop = min(end, i + run - flat % run)
+            _convert_run(x[i:stop], out[i:stop], lo[g], hi[g], scale[g], nan_level)
+            i = stop
+
+
+@parallel
+def convert_lanes(x, out, lo, hi, scale, nan_level, n_chunks):
+    """Like convert_runs for a short repeating group pattern; lane params already rotated to x's start.
+
+    x.size need not be a multiple of the lane count: the tail is done lane by lane.
+    """
+    lanes = lo.size
+    n_full = (x.size // lanes) * lanes
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
+        _convert_lanes(x[begin:end], out[begin:end], lo, hi, scale, nan_level)
+    for i in range(n_full, x.size):
+        j = i - n_full
+        out[i] = _level(np.float64(x[i]), lo[j], hi[j], scale[j], nan_level)
+
+
+# --- counting against thresholds -------------------------------------------------------------------------------
+
+
+@serial
+def _count_run(x, thresholds, counts):
+    # One pass per threshold over a short, cache-resident slice: each loop is a plain compare-and-add that
+    # vectorizes, which a loop over thresholds inside the element loop does not.
+    for t in range(thresholds.size):
+        th = thresholds[t]
+        c = 0
+        for i in range(x.size):
+            c += x[i] < th
+        counts[t] += c
+
+
+@parallel
+def count_runs(x, start, n_groups, run, thresholds, n_chunks, block):
+    """counts[c, g, t] = #{i in chunk c of group g : x[i] < thresholds[g, t]} (NaN never counts)."""
+    n = x.size
+    counts = np.zeros((n_chunks, n_groups, thresholds.shape[1]), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        i = begin
+        while i < end:
+            flat = start + i
+            g = (flat // run) % n_groups
+            stop = min(end, i + run - flat % run, i + block)
+            _count_run(x[i:stop], thresholds[g], counts[c, g])
+            i = stop
+    return counts
+
+
+@serial
+def _count_lanes(x, thresholds, counts):
+    # thresholds/counts: (T, L); x.size is a multiple of L.
+    lanes = thresholds.shape[1]
+    for t in range(thresholds.shape[0]):
+        th = thresholds[t]
+        acc = counts[t]
+        for base in range(0, x.size, lanes):
+            for j in range(lanes):
+                acc[j] += x[base + j] < th[j]
+
+
+@parallel
+def count_lanes(x, thresholds, n_chunks, block):
+    """Per-lane counts[c, t, j] of x < thresholds[t, j] for a repeating lane pattern (tail: lane by lane).
+
+    `block` (a multiple of the lane count) keeps each slice cache-resident across the T threshold loops.
+    """
+    n_thr, lanes = thresholds.shape
+    n_full = (x.size // lanes) * lanes
+    counts = np.zeros((n_chunks, n_thr, lanes), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
+        acc = np.zeros((n_thr, lanes), dtype=np.int32)
+        for b in range(begin, end, block):
+            _count_lanes(x[b:min(end, b + block)], thresholds, acc)
+            counts[c] += acc
+            acc[:] = 0
+    for i in range(n_full, x.size):
+        j = i - n_full
+        for t in range(n_thr):
+            counts[0, t, j] += x[i] < thresholds[t, j]
+    return counts
+
+
+# --- collecting bracket members --------------------------------------------------------------------------------
+
+
+@serial
+def _group_at(flat, n_groups, run):
+    return (flat // run) % n_groups, flat % run
+
+
+@parallel
+def collect(x, start, n_groups, run, low, high, base, dest, n_chunks):
+    """Copy every x[i] with low[g, j] <= x[i] < high[g, j] (g its group) to dest[c, base[g, j] + k].
+
+    Chunk c writes its own row of dest, so positions never depend on scheduling; the caller sized each
+    region from the bracket totals of the counting pass. Returns written[c, g, j].
+    """
+    n = x.size
+    n_brackets = low.shape[1]
+    written = np.zeros((n_chunks, n_groups, n_brackets), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        g, b = _group_at(start + begin, n_groups, run)
+        row = dest[c]
+        pos = written[c]
+        for i in range(begin, end):
+            v = x[i]
+            for j in range(n_brackets):
+                if v >= low[g, j] and v < high[g, j]:
+                    row[base[g, j] + pos[g, j]] = v
+                    pos[g, j] += 1
+            b += 1
+            if b == run:
+                b = 0
+                g = g + 1 if g + 1 < n_groups else 0
+    return written
+
+
+# --- order-preserving keys and radix histograms (the fallback that holds for every input) ---------------------
+
+
+@parallel
+def radix_hist(bits, start, n_groups, run, g_lo, g_hi, shift, prefix_shift, prefixes, use_prefix,
+               n_chunks):
+    """hist[c, g - g_lo, d] = #finite values of group g (g_lo <= g < g_hi) in chunk c with key digit d.
+
+    The digit is (key >> shift) & 0xFFFF.
+    `bits` is the float array viewed as uint32/uint64. The key maps IEEE sign-magnitude to unsigned order
+    (negatives: every bit flipped; positives: the sign bit flipped). With use_prefix, only keys with
+    (key >> prefix_shift) == prefixes[g] count.
+    """
+    n = bits.size
+    wide = bits.itemsize == 8
+    top = np.uint64(63) if wide else np.uint64(31)
+    exponent = np.uint64(0x7FF0000000000000) if wide else np.uint64(0x7F800000)
+    ones = np.uint64(0xFFFFFFFFFFFFFFFF) if wide else np.uint64(0xFFFFFFFF)
+    sign_bit = np.uint64(1) << top
+    digit_shift = np.uint64(shift)
+    pshift = np.uint64(prefix_shift)
+    hist = np.zeros((n_chunks, g_hi - g_lo, 65536), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        g, b = _group_at(start + begin, n_groups, run)
+        h = hist[c]
+        for i in range(begin, end):
+            w = np.uint64(bits[i])
+            if g_lo <= g < g_hi and w & exponent != exponent:  # skip NaN and +-inf
+                k = w ^ (ones if w >> top else sign_bit)
+                if not use_prefix or (k >> pshift) == prefixes[g]:
+                    h[g - g_lo, (k >> digit_shift) & np.uint64(0xFFFF)] += 1
+            b += 1
+            if b == run:
+                b = 0
+                g = g + 1 if g + 1 < n_groups else 0
+    return hist
+
+
+# --- finite min / max (single-sided limits) --------------------------------------------------------------------
+
+
+@parallel
+def finite_minmax(x, start, n_groups, run, n_chunks):
+    """acc[c, g] = (min, max) of the finite values of group g in chunk c; (inf, -inf) when there are none."""
+    n = x.size
+    acc = np.empty((n_chunks, n_groups, 2), dtype=np.float64)
+    acc[:, :, 0] = np.inf
+    acc[:, :, 1] = -np.inf
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        g, b = _group_at(start + begin, n_groups, run)
+        a = acc[c]
+        for i in range(begin, end):
+            v = np.float64(x[i])
+            if v - v == 0:  # finite
+                a[g, 0] = min(a[g, 0], v)
+                a[g, 1] = max(a[g, 1], v)
+            b += 1
+            if b == run:
+                b = 0
+                g = g + 1 if g + 1 < n_groups else 0
+    return acc

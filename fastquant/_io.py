@@ -1,0 +1,218 @@
+"""``fastquant.save``: quantize with :func:`fastquant.to_uint8`, write an 8-bit image with Pillow.
+
+Everything that can be checked without touching the destination is checked first (shape, format,
+whether the format can hold the image, the conversion options), so that a rejected call never
+creates, truncates or partially writes a file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+# Options consumed by to_uint8; everything else goes to Pillow's Image.save. `out` is included so
+# that it is never handed to Pillow, which silently ignores options it does not know.
+TO_UINT8_OPTIONS = frozenset({"vmin", "vmax", "percentiles", "axis", "method", "nan", "out"})
+
+ACCEPTED_SHAPES = "(H, W) or (H, W, 1) -> 'L', (H, W, 3) -> 'RGB', (H, W, 4) -> 'RGBA'"
+_MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+
+# Formats known to store all three modes exactly: no trial encode needed (this keeps the one-shot
+# PNG path from importing Pillow's other plugins).
+_HOLDS_ALL_MODES = frozenset({"PNG", "TIFF"})
+
+# Combinations Pillow writes without an error but not as the image we were given: it silently
+# converts the mode, so reading the file back gives other pixels or fewer channels.
+_SILENT_CONVERSIONS = {
+    ("GIF", "RGB"): "GIF quantizes colour images to a 256-colour palette",
+    ("GIF", "RGBA"): "GIF quantizes colour images to a 256-colour palette",
+    ("BMP", "RGBA"): "Pillow writes RGBA BMP as 32-bit BI_RGB, whose 4th byte readers ignore",
+    ("DIB", "RGBA"): "Pillow writes RGBA DIB as 32-bit BI_RGB, whose 4th byte readers ignore",
+    ("PPM", "RGBA"): "PPM has no alpha channel (Pillow drops it)",
+    ("SPIDER", "RGB"): "SPIDER holds a single float channel",
+    ("SPIDER", "RGBA"): "SPIDER holds a single float channel",
+}
+
+
+def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any) -> None:
+    """Quantize `x` to 8 bits with :func:`fastquant.to_uint8` and write it as an image with Pillow.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        Destination. For a path, the format comes from ``format=`` or else from the extension
+        (any format Pillow can write: ``.png``, ``.tif``/``.tiff``, ...). For a file object
+        (opened in binary mode, with ``write``, ``seek`` and ``tell``), from ``format=`` or else
+        from the extension of its ``name``.
+    x : array_like
+        The data, of any dtype :func:`fastquant.to_uint8` accepts. Its shape selects the image mode:
+
+        - ``(H, W)`` or ``(H, W, 1)`` → ``"L"`` (grey),
+        - ``(H, W, 3)`` → ``"RGB"``,
+        - ``(H, W, 4)`` → ``"RGBA"``.
+
+        ``H`` and ``W`` must be at least 1.
+    **options
+        ``vmin``, ``vmax``, ``percentiles``, ``axis``, ``method``, ``nan`` and ``out`` go to
+        :func:`fastquant.to_uint8`, with the same meaning: every channel, alpha included,
+        follows the same rule, and limits are shared by all channels unless ``axis=(0, 1)`` asks
+        for limits per channel. All other options (``format``, ``compress_level``, ``optimize``,
+        ``compression`` for TIFF, ``quality`` for JPEG, ``dpi``, ...) go to
+        :meth:`PIL.Image.Image.save` unchanged. ``method`` is always the conversion method, so
+        WebP's own ``method`` option cannot be passed.
+
+    Raises
+    ------
+    ValueError
+        If the shape is not one of the accepted ones or has an empty side; if the format cannot
+        be determined (unknown extension, or a file object without ``format=`` or a name); if
+        Pillow cannot write the format, or the format cannot hold the image's mode (for example
+        RGBA as JPEG, or colour as GIF, which would quantize it to a palette); or for any invalid
+        conversion option (see :func:`fastquant.to_uint8`).
+    TypeError
+        If `path` is neither a path nor a binary file object, if ``format`` is not a str, or for
+        input :func:`fastquant.to_uint8` rejects with TypeError.
+
+    Notes
+    -----
+    All of the checks above run before the destination is opened, so a rejected call leaves no
+    file behind and an existing file untouched. If Pillow's writer itself fails later (an I/O
+    error, an invalid writer option), Pillow removes a file it created; a file that existed
+    before may have been overwritten. Lossy formats (JPEG, WebP, AVIF) compress as they always
+    do; use PNG or TIFF for exact pixels.
+
+    Examples
+    --------
+    >>> import numpy as np, fastquant
+    >>> prob = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    >>> fastquant.save("prob.png", prob)  # doctest: +SKIP
+    >>> rgb = np.random.default_rng(0).standard_normal((64, 64, 3))
+    >>> fastquant.save("rgb.png", rgb, percentiles=(5, 95), axis=(0, 1))  # doctest: +SKIP
+    """
+    # Lazy imports: _api imports the package, which imports this module; and PIL.Image costs
+    # 20-30 ms that `import fastquant` must not pay.
+    from PIL import Image
+
+    from ._api import to_uint8
+
+    convert = {key: options.pop(key) for key in TO_UINT8_OPTIONS & options.keys()}
+    pillow_options = options
+
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    mode = _mode_for_shape(arr.shape)
+    fmt = _resolve_format(path, pillow_options.get("format"))
+    _check_format_holds(fmt, mode, arr.shape)
+
+    levels = to_uint8(arr, **convert)
+    if levels.ndim == 3 and levels.shape[2] == 1:
+        # A view: to_uint8's result is C-contiguous (an `out` that is not gets copied, correctly).
+        levels = levels.reshape(levels.shape[:2])
+    # fromarray infers L/RGB/RGBA from a uint8 (H, W[, C]) array (no mode=: deprecated in Pillow
+    # 11.3, kept since 12 only to reinterpret data). It maps an L or RGBA C-contiguous buffer
+    # without a copy; RGB is unpacked once, as Pillow stores it with 4 bytes per pixel.
+    image = Image.fromarray(levels)
+    image.save(path, **pillow_options)
+
+
+def _mode_for_shape(shape: tuple[int, ...]) -> str:
+    mode = None
+    if len(shape) == 2:
+        mode = "L"
+    elif len(shape) == 3:
+        mode = _MODE_BY_CHANNELS.get(shape[2])
+    if mode is None:
+        raise ValueError(f"x has shape {shape}; accepted: {ACCEPTED_SHAPES}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"x has shape {shape}, an empty image; accepted: H >= 1 and W >= 1")
+    return mode
+
+
+def _resolve_format(path, format_option) -> str:
+    """The upper-case Pillow format name `path` will be written in; ValueError if there is none."""
+    from PIL import Image
+
+    if isinstance(path, (str, bytes, os.PathLike)):
+        name = path
+    elif hasattr(path, "write"):
+        if isinstance(path, io.TextIOBase):
+            raise TypeError("path is a text-mode file object; open the file in binary mode ('wb')")
+        name = getattr(path, "name", None)
+        # os.fdopen gives an int name; it says nothing about the format.
+        name = name if isinstance(name, (str, bytes, os.PathLike)) else None
+        if format_option is None and name is None:
+            raise ValueError(
+                "cannot tell the image format of a file object without a name; pass format=, "
+                "e.g. format='PNG'"
+            )
+    else:
+        raise TypeError(
+            f"path must be a str, os.PathLike or binary file object, got {type(path).__name__}"
+        )
+
+    if format_option is not None:
+        if not isinstance(format_option, str):
+            raise TypeError(f"format={format_option!r} must be a str such as 'PNG' or 'TIFF'")
+        fmt = format_option.upper()
+        Image.preinit()  # Image.save calls it too whenever format= is given
+        if fmt not in Image.SAVE:
+            Image.init()
+        if fmt not in Image.SAVE:
+            if fmt in Image.OPEN:
+                raise ValueError(
+                    f"format={format_option!r}: Pillow can read {fmt} but not write it"
+                )
+            raise ValueError(f"format={format_option!r} is not an image format Pillow knows")
+        return fmt
+
+    ext = os.path.splitext(os.fsdecode(name))[1].lower()
+    if not ext:
+        raise ValueError(
+            f"cannot tell the image format of {os.fsdecode(name)!r}: it has no extension; "
+            "add one (.png, .tif, ...) or pass format="
+        )
+    fmt = _format_for_extension(ext)
+    if fmt is None:
+        raise ValueError(
+            f"unknown image file extension {ext!r}; use one Pillow knows (.png, .tif, ...) "
+            "or pass format="
+        )
+    if fmt not in Image.SAVE:
+        raise ValueError(f"extension {ext!r} means {fmt}, which Pillow can read but not write")
+    return fmt
+
+
+def _format_for_extension(ext: str) -> str | None:
+    from PIL import Image
+
+    # Import only the plugin the extension needs, as Image.save does (a full Image.init() imports
+    # every plugin: tens of ms in a one-shot script). The helper is private: fall back to init().
+    import_one = getattr(Image, "_import_plugin_for_extension", None)
+    if ext not in Image.EXTENSION and import_one is not None:
+        import_one(ext)
+    if ext not in Image.EXTENSION:
+        Image.init()
+    return Image.EXTENSION.get(ext)
+
+
+def _check_format_holds(fmt: str, mode: str, shape: tuple[int, ...]) -> None:
+    """ValueError if `fmt` cannot hold a `mode` image; decided without writing the destination."""
+    from PIL import Image
+
+    if fmt in _HOLDS_ALL_MODES:
+        return
+    reason = _SILENT_CONVERSIONS.get((fmt, mode))
+    if reason is None:
+        # Pillow has no query for "can format F store mode M"; encoding one pixel in memory asks.
+        try:
+            Image.new(mode, (1, 1)).save(io.BytesIO(), format=fmt)
+        except Exception as exc:  # any failure means the writer rejects this mode
+            reason = f"Pillow's {fmt} writer rejects it ({type(exc).__name__}: {exc})"
+    if reason is not None:
+        raise ValueError(
+            f"format {fmt} cannot hold a {mode} image (x of shape {shape}): {reason}; "
+            "PNG and TIFF hold L, RGB and RGBA exactly"
+        )

@@ -106,7 +106,7 @@ def to_uint8(
 
     data_derived = percentiles is not None or (vmin is None) != (vmax is None)
     layout = _Layout.of(x.shape, axes if data_derived else tuple(range(x.ndim)))
-    if layout is None:
+    if layout is None or (percentiles is not None and not _streamable(x, layout)):
         return reference.to_uint8(x, vmin, vmax, percentiles=percentiles, axis=axes, method=method,
                                   nan=nan, out=out)
     source = _Source(x)
@@ -152,7 +152,7 @@ def percentile(x, q, axis: int | tuple[int, ...] | None = None, *, method: str =
     _checks.check_method(method)
     axes = _checks.normalize_axis(axis, x.ndim)
     layout = _Layout.of(x.shape, axes) if _use_numba(x) else None
-    if layout is None:
+    if layout is None or not _streamable(x, layout):
         return reference.percentile(x, q, axis=axes, method=method)
     values = np.stack(_percentiles(_Source(x), layout, q.reshape(-1)))
     kept_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
@@ -164,6 +164,11 @@ def percentile(x, q, axis: int | tuple[int, ...] | None = None, *, method: str =
 
 def _use_numba(x: np.ndarray) -> bool:
     return x.size >= max(NUMBA_MIN_SIZE, 1) and x.ndim > 0
+
+
+def _streamable(x: np.ndarray, layout: _Layout) -> bool:
+    """Percentiles of many groups need random access: only a directly readable input has it."""
+    return layout.groups <= _RADIX_GROUPS or _Source(x).direct
 
 
 class _Layout:
@@ -335,11 +340,30 @@ def _order_statistics(source: _Source, layout: _Layout, quantiles: np.ndarray):
     counts = stats = None
     if source.direct:
         counts, stats = _bracketed(source, layout, quantiles)
+        if stats is None and layout.groups > _RADIX_GROUPS:
+            return _sorted(source, layout, quantiles)
     if stats is None:
         counts, stats = np.zeros(layout.groups, dtype=np.int64), [None] * layout.groups
     missing = [g for g in range(layout.groups) if stats[g] is None]
     if missing:
         _radix(source, layout, quantiles, missing, counts, stats)
+    return counts, stats
+
+
+def _sorted(source: _Source, layout: _Layout, quantiles: np.ndarray):
+    """Many groups (direct source): sort each group's finite values in parallel, one group per task."""
+    k = _kernels()
+    with k.kernel_lock():
+        counts, prev, nxt = k.sorted_select(source.x.reshape(-1), layout.a, layout.groups, layout.run,
+                                            quantiles)
+    stats = []
+    for g in range(layout.groups):
+        found = {}
+        if counts[g]:
+            prev_rank, next_rank, _ = _interpolation_plan(int(counts[g]), quantiles)
+            found.update(zip(prev_rank.tolist(), prev[g]))
+            found.update(zip(next_rank.tolist(), nxt[g]))
+        stats.append(found)
     return counts, stats
 
 

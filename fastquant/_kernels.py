@@ -260,3 +260,45 @@ def finite_minmax(x, start, n_groups, run, n_chunks):
                 b = 0
                 g = g + 1 if g + 1 < n_groups else 0
     return acc
+
+
+# --- many small groups: sort each group ------------------------------------------------------------------------
+
+
+@parallel
+def sorted_select(x, n_a, n_groups, run, quantiles):
+    """Per group of the C-ordered (A, G, B) array x: finite count and the order statistics NumPy's "linear"
+    method interpolates between, found by sorting the group's finite values (one group per task).
+
+    Returns (counts[G], prev[G, Q], next[G, Q]); prev/next are NaN for a group without finite values.
+    """
+    n_q = quantiles.size
+    counts = np.zeros(n_groups, dtype=np.int64)
+    prev = np.full((n_groups, n_q), np.nan, dtype=x.dtype)
+    nxt = np.full((n_groups, n_q), np.nan, dtype=x.dtype)
+    for g in prange(n_groups):
+        values = np.empty(n_a * run, dtype=x.dtype)
+        n = 0
+        for a in range(n_a):
+            base = (a * n_groups + g) * run
+            for b in range(run):
+                v = x[base + b]
+                if v - v == 0:
+                    values[n] = v
+                    n += 1
+        counts[g] = n
+        if n == 0:
+            continue
+        ordered = np.sort(values[:n])
+        for j in range(n_q):
+            # the same float64 steps as numpy.percentile's virtual index
+            virtual = (n - 1) * quantiles[j]
+            if virtual >= n - 1:
+                p = n - 1
+                q = n - 1
+            else:
+                p = int(np.floor(virtual))
+                q = p + 1
+            prev[g, j] = ordered[p]
+            nxt[g, j] = ordered[q]
+    return counts, prev, nxt

@@ -99,14 +99,27 @@ def convert_lanes(x, out, lo, hi, scale, nan_level, n_chunks):
 
 @serial
 def _count_run(x, thresholds, counts):
-    # One pass per threshold over a short, cache-resident slice: each loop is a plain compare-and-add that
-    # vectorizes, which a loop over thresholds inside the element loop does not.
-    for t in range(thresholds.size):
-        th = thresholds[t]
-        c = 0
+    # Six thresholds per sweep, compared in one loop with int32 accumulators: a plain compare-and-add loop
+    # over a short contiguous slice that LLVM vectorizes. The caller pads the thresholds to a multiple of six
+    # and keeps slices under 2**31 elements.
+    for t in range(0, thresholds.size, 6):
+        t0, t1, t2 = thresholds[t], thresholds[t + 1], thresholds[t + 2]
+        t3, t4, t5 = thresholds[t + 3], thresholds[t + 4], thresholds[t + 5]
+        c0 = c1 = c2 = c3 = c4 = c5 = np.int32(0)
         for i in range(x.size):
-            c += x[i] < th
-        counts[t] += c
+            v = x[i]
+            c0 += np.int32(v < t0)
+            c1 += np.int32(v < t1)
+            c2 += np.int32(v < t2)
+            c3 += np.int32(v < t3)
+            c4 += np.int32(v < t4)
+            c5 += np.int32(v < t5)
+        counts[t] += c0
+        counts[t + 1] += c1
+        counts[t + 2] += c2
+        counts[t + 3] += c3
+        counts[t + 4] += c4
+        counts[t + 5] += c5
 
 
 @parallel
@@ -169,6 +182,35 @@ def _group_at(flat, n_groups, run):
     return (flat // run) % n_groups, flat % run
 
 
+@serial
+def _collect_run(x, low, high, dest, pos):
+    # Brackets hold a small fraction of the data: a vectorized membership count per small block (two brackets
+    # at a time) skips the blocks without members; only the others are scanned element by element.
+    n = x.size
+    for j0 in range(0, low.size, 2):
+        j1 = min(j0 + 1, low.size - 1)
+        low0, high0, low1, high1 = low[j0], high[j0], low[j1], high[j1]
+        for s in range(0, n, 64):
+            e = min(n, s + 64)
+            members = np.int32(0)
+            for i in range(s, e):
+                v = x[i]
+                members += np.int32((v >= low0) & (v < high0)) + np.int32((v >= low1) & (v < high1))
+            if members == 0:
+                continue
+            for j in range(j0, j1 + 1):
+                lo_j = low[j]
+                hi_j = high[j]
+                target = dest[j]
+                p = pos[j]
+                for i in range(s, e):
+                    v = x[i]
+                    if v >= lo_j and v < hi_j:
+                        target[p] = v
+                        p += 1
+                pos[j] = p
+
+
 @parallel
 def collect(x, start, n_groups, run, low, high, base, dest, n_chunks):
     """Copy every x[i] with low[g, j] <= x[i] < high[g, j] (g its group) to dest[c, base[g, j] + k].
@@ -181,9 +223,19 @@ def collect(x, start, n_groups, run, low, high, base, dest, n_chunks):
     written = np.zeros((n_chunks, n_groups, n_brackets), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
-        g, b = _group_at(start + begin, n_groups, run)
         row = dest[c]
         pos = written[c]
+        if run >= 256:
+            i = begin
+            while i < end:
+                flat = start + i
+                g = (flat // run) % n_groups
+                stop = min(end, i + run - flat % run)
+                targets = [row[base[g, j] :] for j in range(n_brackets)]
+                _collect_run(x[i:stop], low[g], high[g], targets, pos[g])
+                i = stop
+            continue
+        g, b = _group_at(start + begin, n_groups, run)
         for i in range(begin, end):
             v = x[i]
             for j in range(n_brackets):

@@ -176,6 +176,11 @@ def configure() -> None:
             return
         from numba.core import config
 
+        # numba re-reads NUMBA_* variables whenever one has changed since the last read (at import,
+        # at each compilation), resetting values set in code. Reading now means that the setting
+        # below survives unless the environment changes again, and that the user's current
+        # environment is what is checked.
+        config.reload_config()
         user = _user_configuration()
         requested = str(config.THREADING_LAYER).lower()
         _state["requested"] = requested

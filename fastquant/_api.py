@@ -41,7 +41,7 @@ _MIN_SAMPLE = 1 << 14  # groups smaller than this many sampled elements skip the
 _MAX_CANDIDATES = 1 << 23  # bracket members collected at most (32 MiB of float32)
 _MAX_LANES = 64  # repeating group patterns up to this period use the per-lane kernels
 _RADIX_GROUPS = 16  # groups per radix pass (bounds histogram memory at 8 MiB per chunk)
-_COUNT_BLOCK = 1 << 14
+_COUNT_BLOCK = 1 << 20
 
 
 # --- public functions ------------------------------------------------------------------------------------------
@@ -114,6 +114,8 @@ def to_uint8(
         lo, hi = _percentiles(source, layout, np.array(percentiles, dtype=np.float64))
     elif vmin is None and vmax is None:
         lo, hi = (np.array([v]) for v in _checks.nominal_limits(x.dtype))
+    elif not data_derived:
+        lo, hi = np.array([vmin]), np.array([vmax])
     else:
         data_lo, data_hi = _finite_minmax(source, layout)
         lo = data_lo if vmin is None else np.full(layout.groups, vmin)
@@ -492,8 +494,12 @@ def _count_below(source: _Source, layout: _Layout, thresholds: np.ndarray) -> np
             result = np.zeros(thresholds.shape, dtype=np.int64)
             np.add.at(result, lane_groups, per_lane.T)
             return result
-        return k.count_runs(x, 0, layout.groups, layout.run, thresholds, n_chunks,
-                            _COUNT_BLOCK).sum(axis=0)
+        n_thr = thresholds.shape[1]
+        padded = np.empty((layout.groups, -(-n_thr // 6) * 6), dtype=thresholds.dtype)
+        padded[:, :n_thr] = thresholds
+        padded[:, n_thr:] = thresholds[:, -1:]
+        counts = k.count_runs(x, 0, layout.groups, layout.run, padded, n_chunks, _COUNT_BLOCK)
+        return counts.sum(axis=0)[:, :n_thr]
 
 
 def _radix(source: _Source, layout: _Layout, quantiles, groups: list[int], counts, stats) -> None:

@@ -240,6 +240,11 @@ def _n_chunks() -> int:
 
 def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:
     k = _kernels()
+    # A group whose limits are undefined (one side NaN: no finite data) maps entirely to `nan`: with both
+    # limits NaN every comparison in the kernel fails and the level computes to NaN.
+    undefined = np.isnan(lo) | np.isnan(hi)
+    lo = np.where(undefined, np.nan, lo)
+    hi = np.where(undefined, np.nan, hi)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = 255.0 / (hi - lo)
     n_chunks = _n_chunks()

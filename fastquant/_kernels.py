@@ -36,12 +36,12 @@ def _chunk_bounds(n, n_chunks, c, align):
 
 @serial
 def _level(v, lo, hi, scale, nan_level):
-    # x <= lo -> 0 and x >= hi -> 255 are decided before any arithmetic, so the float -> uint8 cast only ever
-    # sees values already in [0, 255]; NaN fails every comparison and is caught by v != v.
+    # x <= lo wins over x >= hi (they overlap when lo == hi); the float -> uint8 cast only ever sees values in
+    # [0, 255]: NaN (from x or from NaN limits of a slice without finite values) becomes nan_level last.
     r = np.rint((v - lo) * scale)
-    r = 0.0 if v <= lo else r
     r = 255.0 if v >= hi else r
-    r = nan_level if v != v else r
+    r = 0.0 if v <= lo else r
+    r = nan_level if r != r else r
     return np.uint8(r)
 
 

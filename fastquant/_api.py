@@ -150,10 +150,12 @@ def percentile(x, q, axis: int | tuple[int, ...] | None = None, *, method: str =
         finite values (no warning).
     """
     x = _checks.real_array(x)
+    if not _use_numba(x):
+        return reference.percentile(x, q, axis=axis, method=method)
     q = _checks.check_q(q)
     _checks.check_method(method)
     axes = _checks.normalize_axis(axis, x.ndim)
-    layout = _Layout.of(x.shape, axes) if _use_numba(x) else None
+    layout = _Layout.of(x.shape, axes)
     if layout is None or not _streamable(x, layout):
         return reference.percentile(x, q, axis=axes, method=method)
     values = np.stack(_percentiles(_Source(x), layout, q.reshape(-1)))
@@ -239,30 +241,38 @@ def _n_chunks() -> int:
 
 
 def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:
-    k = _kernels()
-    # A group whose limits are undefined (one side NaN: no finite data) maps entirely to `nan`: with both
-    # limits NaN every comparison in the kernel fails and the level computes to NaN.
+    # A group whose limits are undefined (no finite data) maps entirely to `nan`; the kernels need finite
+    # limits, so such groups get placeholder limits and are overwritten afterwards.
     undefined = np.isnan(lo) | np.isnan(hi)
-    lo = np.where(undefined, np.nan, lo)
-    hi = np.where(undefined, np.nan, hi)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        scale = 255.0 / (hi - lo)
+    lo = np.where(undefined, 0.0, lo)
+    hi = np.where(undefined, 0.0, hi)
+    _convert_finite(source, layout, lo, hi, nan, out)
+    if undefined.any():
+        cube = out.reshape(layout.a, layout.groups, layout.run)  # a copy only for a non-contiguous out
+        cube[:, undefined, :] = nan
+        if not np.shares_memory(cube, out):
+            out[...] = cube.reshape(out.shape)
+
+
+def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:
+    k = _kernels()
+    params = [lo, hi, *reference.scale_terms(lo, hi)]
     n_chunks = _n_chunks()
     nan_level = float(nan)
     lanes = _lane_count(layout)
     if lanes:
         lane_groups = layout.lane_groups(lanes)
-        lo_l, hi_l, scale_l = lo[lane_groups], hi[lane_groups], scale[lane_groups]
+        lane_params = [p[lane_groups] for p in params]
 
     def run(start, chunk, dest):
         with k.kernel_lock():
             if lanes:
                 shift = start % lanes
-                k.convert_lanes(chunk, dest, np.roll(lo_l, -shift), np.roll(hi_l, -shift),
-                                np.roll(scale_l, -shift), nan_level, n_chunks)
+                k.convert_lanes(chunk, dest, *(np.roll(p, -shift) for p in lane_params), nan_level,
+                                n_chunks)
             else:
-                k.convert_runs(chunk, dest, start, layout.groups, layout.run, lo, hi, scale,
-                               nan_level, n_chunks)
+                k.convert_runs(chunk, dest, start, layout.groups, layout.run, *params, nan_level,
+                               n_chunks)
 
     if source.direct and out.flags.c_contiguous:
         run(0, source.x.reshape(-1), out.reshape(-1))
@@ -368,8 +378,8 @@ def _sorted(source: _Source, layout: _Layout, quantiles: np.ndarray):
         found = {}
         if counts[g]:
             prev_rank, next_rank, _ = _interpolation_plan(int(counts[g]), quantiles)
-            found.update(zip(prev_rank.tolist(), prev[g]))
-            found.update(zip(next_rank.tolist(), nxt[g]))
+            found.update(zip(prev_rank.tolist(), prev[g], strict=True))
+            found.update(zip(next_rank.tolist(), nxt[g], strict=True))
         stats.append(found)
     return counts, stats
 
@@ -477,7 +487,7 @@ def _bracketed(source: _Source, layout: _Layout, quantiles: np.ndarray):
         offsets = [r - int(rank_low[g, j]) for r in ranks]
         picked = np.partition(members, offsets)
         found = stats[g] if stats[g] is not None else {}
-        found.update({r: picked[o] for r, o in zip(ranks, offsets)})
+        found.update({r: picked[o] for r, o in zip(ranks, offsets, strict=True)})
         stats[g] = found
     for g in range(groups):  # a group is done only if every bracket it needed was resolved
         if stats[g] and len(stats[g]) < len(_needed_ranks(int(counts[g]), quantiles)):
@@ -548,12 +558,12 @@ def _radix(source: _Source, layout: _Layout, quantiles, groups: list[int], count
                 # one pass serves one prefix per group
                 prefixes = np.zeros(layout.groups, dtype=np.uint64)
                 chosen = {}
-                for (g, r), state in pending.items():
+                for (g, _), state in pending.items():
                     if len(state) == 2 and g not in chosen:
                         chosen[g] = state[0]
                         prefixes[g] = state[0]
                 hist = histogram(g_lo, g_hi, shift, prefix_shift, prefixes, True)
-                for (g, r), state in pending.items():
+                for (g, _), state in pending.items():
                     if len(state) == 2 and chosen.get(g) == state[0]:
                         cumulative = np.cumsum(hist[g - g_lo])
                         digit = int(np.searchsorted(cumulative, state[1], side="right"))

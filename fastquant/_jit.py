@@ -30,4 +30,9 @@ def serial(fn):
     return numba.njit(**_POLICY)(fn)
 
 
+def inline(fn):
+    """Compile `fn` for inlining into its callers at Numba IR level (per-element helpers in hot loops)."""
+    return numba.njit(inline="always", **_POLICY)(fn)
+
+
 kernel_lock = _threading.kernel_lock

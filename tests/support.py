@@ -111,9 +111,7 @@ def assert_identical(result: np.ndarray, expected: np.ndarray, context: str = ""
     if np.array_equal(result, expected):
         return
     diff = np.argwhere(result != expected)
-    first = [
-        (tuple(int(i) for i in d), int(result[tuple(d)]), int(expected[tuple(d)])) for d in diff[:5]
-    ]
+    first = [(tuple(int(i) for i in d), int(result[tuple(d)]), int(expected[tuple(d)])) for d in diff[:5]]
     raise AssertionError(
         f"{context}: {len(diff)} of {result.size} levels differ; first (index, got, expected): {first}"
     )
@@ -128,3 +126,31 @@ def assert_within_one(result: np.ndarray, expected: np.ndarray, context: str = "
             f"{context}: max error {err.max()} grey levels at {tuple(int(i) for i in worst)} "
             f"(got {int(result[worst])}, exact {int(expected[worst])}); {int((err > 1).sum())} pixels off by > 1"
         )
+
+
+APPROX_PERCENTILE_BOUND = 0.0
+"""The error bound (in value) of ``percentile(method="approx")`` documented in its docstring: "within 0 of" the
+exact result. Update together with the docstring."""
+
+
+def assert_approx_percentile(result, x, q, axis, context: str = "") -> None:
+    """``percentile(method="approx")`` contract: float64 of the exact result's shape, NaN exactly where a slice
+    has no finite value, between the two order statistics the exact value interpolates (a bound any
+    approximation that picks or interpolates order statistics meets), and within the documented bound.
+    """
+    exact = numpy_percentile(x, q, axis)
+    assert isinstance(result, np.ndarray) and result.dtype == np.float64, context
+    assert result.shape == exact.shape, f"{context}: shape {result.shape} != {exact.shape}"
+    lower, upper = order_statistic_bracket(x, q, axis)
+    empty = np.isnan(lower)
+    np.testing.assert_array_equal(np.isnan(result), empty, err_msg=f"{context}: NaN exactly where no finite value")
+    ok = ((lower <= result) & (result <= upper)) | empty
+    assert np.all(ok), (
+        f"{context}: approx outside [s[floor(h)], s[ceil(h)]]: {result[~ok][:5]} vs {lower[~ok][:5]}..{upper[~ok][:5]}"
+    )
+    if APPROX_PERCENTILE_BOUND == 0:
+        np.testing.assert_array_equal(result, exact, err_msg=f"{context}: documented bound is 0")
+    else:
+        with np.errstate(invalid="ignore"):
+            err = np.abs(result - exact)
+        assert np.all((err <= APPROX_PERCENTILE_BOUND) | empty), f"{context}: max error {np.nanmax(err)}"

@@ -58,8 +58,12 @@ def test_scaling_uses_limits(impl):
     ("vmin", "vmax", "x", "expected"),
     [
         # lo=0, hi=1: k/255 * 255 is exactly k in float64 for these k (asserted below)
-        (0.0, 1.0, [k / 255 for k in (0.5, 1.5, 2.5, 3.5, 100.5, 127.5, 253.5, 254.5)],
-         [0, 2, 2, 4, 100, 128, 254, 254]),
+        (
+            0.0,
+            1.0,
+            [k / 255 for k in (0.5, 1.5, 2.5, 3.5, 100.5, 127.5, 253.5, 254.5)],
+            [0, 2, 2, 4, 100, 128, 254, 254],
+        ),
         (0.0, 255.0, [0.5, 1.5, 2.5, 253.5, 254.5], [0, 2, 2, 254, 254]),  # scale exactly 1
         (0.0, 510.0, [1.0, 3.0, 5.0, 7.0, 509.0], [0, 2, 2, 4, 254]),  # scale exactly 0.5
         (-255.0, 0.0, [-254.5, -253.5, -0.5], [0, 2, 254]),  # x - lo exact
@@ -80,6 +84,28 @@ def test_tiny_values_and_denormals(impl):
     expected = levels(x, -1e-300, 1e-300)
     assert expected[2] == 255 and expected[4] == expected[3]  # x == hi; -0.0 == 0.0
     np.testing.assert_array_equal(impl.to_uint8(x, vmin=-1e-300, vmax=1e-300), expected)
+
+
+@pytest.mark.parametrize(
+    ("vmin", "vmax", "x", "expected"),
+    [
+        # hi - lo = 2**-1070 (subnormal): 255 / (hi - lo) overflows float64, yet the levels are plain
+        # fractions of the range: 1/8, 1/4, 1/2 of it -> 31.875, 63.75, 127.5 -> 32, 64, 128
+        (0.0, 2.0**-1070, [2.0**-1073, 2.0**-1072, 2.0**-1071], [32, 64, 128]),
+        (-(2.0**-1071), 2.0**-1071, [-(2.0**-1072), 0.0, 2.0**-1072], [64, 128, 191]),
+        # hi - lo = 2**1024 overflows to inf: 1/4, 1/2, 3/4 of the range -> 63.75, 127.5, 191.25
+        (-(2.0**1023), 2.0**1023, [-(2.0**1022), 0.0, 2.0**1022], [64, 128, 191]),
+    ],
+    ids=["subnormal-range", "subnormal-symmetric", "range-above-float64-max"],
+)
+def test_extreme_float64_ranges(impl, vmin, vmax, x, expected):
+    # The rule gives a level in 0..255 for every lo < x < hi; evaluating 255 / (hi - lo) literally in
+    # float64 overflows here (to inf, or to 0 for hi - lo = inf), which must not leak into the levels.
+    x = np.array(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = impl.to_uint8(x, vmin=vmin, vmax=vmax, method="exact")
+    np.testing.assert_array_equal(result, expected)
 
 
 def test_limits_compared_before_scaling(impl):
@@ -113,22 +139,19 @@ def test_equal_limits(impl):
     # lo == hi: x <= lo -> 0 is checked first, so x == lo -> 0 and only x > hi -> 255
     x = np.array([0.4, 0.5, 0.6, -INF, INF, NAN])
     np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.5, vmax=0.5, nan=3), [0, 0, 255, 0, 255, 3])
-    np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.5, vmax=0.5, method="exact", nan=3),
-                                  [0, 0, 255, 0, 255, 3])
+    np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.5, vmax=0.5, method="exact", nan=3), [0, 0, 255, 0, 255, 3])
 
 
 @pytest.mark.parametrize("method", ["approx", "exact"])
 def test_constant_map_is_zero(impl, method):
     x = np.full((5, 7), 0.25, dtype=np.float32)
     np.testing.assert_array_equal(impl.to_uint8(x, percentiles=(5, 95), method=method), np.zeros((5, 7)))
-    np.testing.assert_array_equal(impl.to_uint8(x, percentiles=(5, 95), axis=1, method=method),
-                                  np.zeros((5, 7)))
+    np.testing.assert_array_equal(impl.to_uint8(x, percentiles=(5, 95), axis=1, method=method), np.zeros((5, 7)))
     np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.25), np.zeros((5, 7)))
     np.testing.assert_array_equal(impl.to_uint8(x, vmax=0.25), np.zeros((5, 7)))
     # a constant map with infinities: limits from the finite values only
     y = np.array([0.25, INF, -INF, 0.25, NAN], dtype=np.float32)
-    np.testing.assert_array_equal(impl.to_uint8(y, percentiles=(5, 95), method=method, nan=9),
-                                  [0, 255, 0, 0, 9])
+    np.testing.assert_array_equal(impl.to_uint8(y, percentiles=(5, 95), method=method, nan=9), [0, 255, 0, 0, 9])
 
 
 # --- default limits per dtype ------------------------------------------------------------------------------------
@@ -225,14 +248,14 @@ def test_percentile_limits(impl, method):
     assert np.all(np.abs(result.astype(int) - expected.astype(int)) <= 1)
     # NaN and infinities do not move the limits
     y = np.concatenate([x, [NAN, INF, -INF, NAN]])
-    np.testing.assert_array_equal(impl.to_uint8(y, percentiles=(5, 95), method="exact", nan=7),
-                                  np.concatenate([expected, [7, 255, 0, 7]]))
+    np.testing.assert_array_equal(
+        impl.to_uint8(y, percentiles=(5, 95), method="exact", nan=7), np.concatenate([expected, [7, 255, 0, 7]])
+    )
 
 
 def test_percentile_limits_interpolate(impl):
     x = np.array([0.0, 10.0, 20.0, 30.0])  # h = 3 * 0.25 = 0.75 -> 7.5; 3 * 0.75 = 2.25 -> 22.5
-    np.testing.assert_array_equal(impl.to_uint8(x, percentiles=(25, 75), method="exact"),
-                                  levels(x, 7.5, 22.5))
+    np.testing.assert_array_equal(impl.to_uint8(x, percentiles=(25, 75), method="exact"), levels(x, 7.5, 22.5))
     np.testing.assert_array_equal(levels(x, 7.5, 22.5), [0, 42, 212, 255])  # 42.5 -> 42, 212.5 -> 212
 
 
@@ -251,13 +274,10 @@ def test_per_channel_percentiles(impl, method):
     for n in range(2):
         for c in range(3):
             plane = batch[n, c].astype(np.float64)
-            np.testing.assert_array_equal(result[n, c], levels(plane.ravel(), plane.min(),
-                                                                 plane.max()).reshape(h, w))
+            np.testing.assert_array_equal(result[n, c], levels(plane.ravel(), plane.min(), plane.max()).reshape(h, w))
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"percentiles": (0, 100)}, {"percentiles": (5, 95)}, {"vmin": 0}, {"vmax": 1}]
-)
+@pytest.mark.parametrize("kwargs", [{"percentiles": (0, 100)}, {"percentiles": (5, 95)}, {"vmin": 0}, {"vmax": 1}])
 def test_no_finite_value_in_slice_gives_nan_level(impl, kwargs):
     # Data-derived limits of a slice without finite values are NaN: every element -> nan, infinities included.
     x = np.array([[NAN, INF, -INF, NAN], [0.0, 0.25, 0.5, 1.0], [INF, INF, -INF, -INF]])
@@ -285,8 +305,9 @@ def test_axis_without_data_limits_changes_nothing(impl):
     np.testing.assert_array_equal(plain, levels(x.ravel(), 0, 1).reshape(x.shape))
     for axis in (0, -1, (0, 1), (1, 2), ()):
         np.testing.assert_array_equal(impl.to_uint8(x, axis=axis), plain)
-        np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.2, vmax=0.6, axis=axis),
-                                      levels(x.ravel(), 0.2, 0.6).reshape(x.shape))
+        np.testing.assert_array_equal(
+            impl.to_uint8(x, vmin=0.2, vmax=0.6, axis=axis), levels(x.ravel(), 0.2, 0.6).reshape(x.shape)
+        )
 
 
 def test_axis_selects_reduced_axes(impl):
@@ -411,11 +432,11 @@ def test_percentile_integers_as_float64(impl, values, dtype, q, expected):
 
 def test_percentile_default_method_is_exact(impl):
     x = np.random.default_rng(5).standard_normal(1001).astype(np.float32)
-    np.testing.assert_array_equal(impl.percentile(x, [1, 50, 99]),
-                                  impl.percentile(x, [1, 50, 99], method="exact"))
+    np.testing.assert_array_equal(impl.percentile(x, [1, 50, 99]), impl.percentile(x, [1, 50, 99], method="exact"))
     finite = x.astype(np.float32)
-    np.testing.assert_array_equal(impl.percentile(x, [1, 50, 99]),
-                                  np.percentile(finite, np.asarray([1, 50, 99], dtype=np.float64)))
+    np.testing.assert_array_equal(
+        impl.percentile(x, [1, 50, 99]), np.percentile(finite, np.asarray([1, 50, 99], dtype=np.float64))
+    )
 
 
 # --- no warnings -----------------------------------------------------------------------------------------------

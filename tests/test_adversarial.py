@@ -1,0 +1,260 @@
+"""The +-1 grey level bound of ``method="approx"`` on adversarial inputs, on the Numba path, at sizes where the
+sampling-based fast path runs; and exactness of ``method="exact"`` (vs the reference) and of
+``percentile(method="exact")`` (vs NumPy) on the same inputs.
+
+The inputs are the issue's list (outliers of +-1e30, values packed in [1000, 1001], two-valued data,
+denormals, signed zeros, many ties) plus inputs aimed at a strided sample: data periodic with the sampling
+stride, image columns that a row-major sample of an H x W x 3 image keeps hitting, a narrow peak with far
+tails, mostly-NaN data.
+
+Sizes. ``fastquant._api`` samples one element in ``_SAMPLE_STRIDE`` once a group has at least
+``_SAMPLE_STRIDE * _MIN_SAMPLE`` elements (4 Mi with the defaults). Most tests lower ``_MIN_SAMPLE`` so that
+the sampling path runs on ~0.3-1 M elements per group and the suite stays fast; ``test_sampling_path_runs``
+checks that it really does, and the ``*_default_thresholds`` tests repeat the worst inputs at the
+untouched thresholds.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from support import assert_approx_percentile, assert_identical, assert_within_one, numpy_percentile
+
+import fastquant
+import fastquant._api
+from fastquant import reference
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+N = 600_000  # elements per global-limits input: above the lowered sampling threshold
+HW = (512, 512)  # per channel: 262 144 elements per group
+PERCENTILE_PAIRS = [(5, 95), (0, 100), (1, 99), (0.1, 99.9), (50, 50), (2.5, 97.5)]
+Q = [0, 0.1, 1, 2.5, 5, 25, 50, 75, 95, 97.5, 99, 99.9, 100]
+LOWERED_MIN_SAMPLE = 1024
+
+
+@pytest.fixture
+def sampling_sizes(monkeypatch, numba_path):
+    """Numba path, with sampling from 256 Ki elements per group (fails loudly if the knobs move)."""
+    stride = fastquant._api._SAMPLE_STRIDE
+    monkeypatch.setattr(fastquant._api, "_MIN_SAMPLE", LOWERED_MIN_SAMPLE)
+    assert stride * LOWERED_MIN_SAMPLE <= HW[0] * HW[1] <= N
+
+
+def _float32_bits(bits: np.ndarray) -> np.ndarray:
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def _build(name: str, n: int = N) -> np.ndarray:
+    """The adversarial input `name` with n elements (1-D, C-contiguous), from a fixed seed."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    normal = rng.standard_normal(n)
+    if name == "outliers-1e30":
+        x = normal.astype(np.float32)
+        x[rng.choice(n, 600, replace=False)] = np.float32(1e30) * rng.choice([-1, 1], 600)
+        return x
+    if name == "outliers-float64":
+        x = normal.copy()
+        x[rng.choice(n, 300, replace=False)] = rng.choice([-1e300, 1e300, -1e30, 1e30], 300)
+        return x
+    if name == "packed-1000-1001":
+        return (1000 + rng.random(n)).astype(np.float32)
+    if name == "packed-float64":
+        return 1000 + rng.random(n) * 1e-9  # ~4 million float64 steps between the ends
+    if name == "two-valued":
+        # 5% zeros exactly: the 5th percentile interpolates between the two values
+        x = np.ones(n, dtype=np.float32)
+        x[rng.choice(n, n // 20, replace=False)] = 0
+        return x
+    if name == "two-valued-adjacent":
+        one = np.float32(1)
+        return np.where(rng.random(n) < 0.5, one, np.nextafter(one, np.float32(2))).astype(np.float32)
+    if name == "denormals-float32":
+        bits = rng.integers(0, 2**23, n) | (rng.integers(0, 2, n) << 31)
+        return _float32_bits(bits)
+    if name == "denormals-float64":
+        bits = rng.integers(0, 2**52, n, dtype=np.uint64) | (rng.integers(0, 2, n, dtype=np.uint64) << 63)
+        return bits.view(np.float64)
+    if name == "signed-zeros":
+        x = np.where(rng.random(n) < 0.5, np.float32(-0.0), np.float32(0.0)).astype(np.float32)
+        few = rng.choice(n, n // 10, replace=False)
+        x[few] = rng.uniform(-1e-3, 1e-3, few.size)
+        return x
+    if name == "ties":
+        return rng.integers(0, 5, n).astype(np.float32)
+    if name == "periodic-256":
+        # element 0 of every 256: a sample with stride 256 from index 0 sees only the spike
+        pattern = rng.standard_normal(256).astype(np.float32)
+        pattern[0] = 100
+        return np.tile(pattern, n // 256 + 1)[:n]
+    if name == "periodic-4096":
+        pattern = np.sort(rng.standard_normal(4096)).astype(np.float32)
+        return np.tile(pattern, n // 4096 + 1)[:n]
+    if name == "mostly-nan":
+        x = normal.astype(np.float32)
+        u = rng.random(n)
+        x[u < 0.6] = np.nan
+        x[(u >= 0.6) & (u < 0.65)] = np.inf
+        x[(u >= 0.65) & (u < 0.7)] = -np.inf
+        return x
+    if name == "wide-float32":
+        return (rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-38, 38, n)).astype(np.float32)
+    if name == "wide-float64":
+        return rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-300, 300, n)
+    if name == "peak-with-tails":
+        x = (rng.random(n) * 1e-6).astype(np.float32)
+        tails = rng.choice(n, n // 50, replace=False)
+        x[tails] = rng.choice([-1e20, 1e20], tails.size) * rng.random(tails.size)
+        return x
+    if name == "sorted":
+        return np.sort(normal).astype(np.float32)
+    if name == "reverse-sorted":
+        return np.sort(normal)[::-1].astype(np.float32)
+    if name == "negative-only":
+        return -(1 + rng.random(n)).astype(np.float32)
+    if name == "constant-but-one":
+        x = np.full(n, 0.5, dtype=np.float32)
+        x[n // 3] = 1e30
+        return x
+    if name == "float16":
+        return (normal * 100).astype(np.float16)
+    if name == "uint16":
+        return rng.integers(0, 2**16, n).astype(np.uint16)
+    if name == "int64-huge":
+        return rng.integers(-(2**62), 2**62, n)
+    raise ValueError(name)
+
+
+GLOBAL_INPUTS = [
+    "outliers-1e30",
+    "outliers-float64",
+    "packed-1000-1001",
+    "packed-float64",
+    "two-valued",
+    "two-valued-adjacent",
+    "denormals-float32",
+    "denormals-float64",
+    "signed-zeros",
+    "ties",
+    "periodic-256",
+    "periodic-4096",
+    "mostly-nan",
+    "wide-float32",
+    "wide-float64",
+    "peak-with-tails",
+    "sorted",
+    "reverse-sorted",
+    "negative-only",
+    "constant-but-one",
+    "float16",
+    "uint16",
+    "int64-huge",
+]
+
+_inputs: dict[tuple, np.ndarray] = {}
+
+
+def adversarial(name: str, n: int = N) -> np.ndarray:
+    key = (name, n)
+    if key not in _inputs:
+        x = _build(name, n)
+        x.setflags(write=False)  # shared between tests: nobody may write into it
+        _inputs[key] = x
+    return _inputs[key]
+
+
+def _check_conversion(x, percentiles, axis, context):
+    expected = reference.to_uint8(x, percentiles=percentiles, axis=axis)
+    exact = fastquant.to_uint8(x, percentiles=percentiles, axis=axis, method="exact")
+    assert_identical(exact, expected, f"exact {context}")
+    approx = fastquant.to_uint8(x, percentiles=percentiles, axis=axis, method="approx")
+    assert_within_one(approx, exact, f"approx vs exact {context}")
+    again = fastquant.to_uint8(x, percentiles=percentiles, axis=axis, method="approx")
+    assert approx.tobytes() == again.tobytes(), f"approx not deterministic {context}"
+
+
+@pytest.mark.parametrize("name", GLOBAL_INPUTS)
+def test_global_limits(name, sampling_sizes):
+    x = adversarial(name)
+    for percentiles in PERCENTILE_PAIRS:
+        _check_conversion(x, percentiles, None, f"{name} {percentiles}")
+
+
+@pytest.mark.parametrize("name", GLOBAL_INPUTS)
+def test_percentile_exact_equals_numpy(name, sampling_sizes):
+    x = adversarial(name)
+    direct = numpy_percentile(x, Q)
+    np.testing.assert_array_equal(fastquant.percentile(x, Q, method="exact"), direct, err_msg=name)
+    assert_approx_percentile(fastquant.percentile(x, Q, method="approx"), x, Q, None, name)
+
+
+def _hwc(kind: str) -> np.ndarray:
+    """H x W x 3 images whose channels are three different adversaries, or one column-structured trap."""
+    n = HW[0] * HW[1]
+    if kind == "mixed-channels":
+        chans = [adversarial(name, n) for name in ("denormals-float32", "packed-1000-1001", "outliers-1e30")]
+        return np.stack(chans, axis=-1).reshape(*HW, 3)
+    if kind == "columns":
+        # every pixel of columns 0 and 256 (the ones a stride-256 row-major sample of the channel-interleaved
+        # image lands on) differs from the rest of the image
+        rng = np.random.default_rng(17)
+        x = rng.standard_normal((*HW, 3)).astype(np.float32)
+        x[:, ::256, :] = 50.0
+        return x
+    if kind == "channel-scales":
+        rng = np.random.default_rng(19)
+        x = rng.standard_normal((*HW, 3)).astype(np.float32)
+        return x * np.array([1e-30, 1.0, 1e30], dtype=np.float32)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["mixed-channels", "columns", "channel-scales"])
+def test_per_channel_hwc(kind, sampling_sizes):
+    x = _hwc(kind)
+    for percentiles in [(5, 95), (0.1, 99.9), (0, 100)]:
+        _check_conversion(x, percentiles, (0, 1), f"{kind} {percentiles}")
+    np.testing.assert_array_equal(
+        fastquant.percentile(x, Q, axis=(0, 1), method="exact"), numpy_percentile(x, Q, (0, 1))
+    )
+
+
+def test_per_image_and_channel_nchw(sampling_sizes):
+    names = ["periodic-256", "two-valued", "signed-zeros", "ties"]
+    n = HW[0] * HW[1]
+    planes = [adversarial(name, n).reshape(HW) for name in names]
+    x = np.stack(planes).reshape(2, 2, *HW)
+    for percentiles in [(5, 95), (1, 99)]:
+        _check_conversion(x, percentiles, (2, 3), f"nchw {percentiles}")
+    np.testing.assert_array_equal(
+        fastquant.percentile(x, Q, axis=(2, 3), method="exact"), numpy_percentile(x, Q, (2, 3))
+    )
+
+
+def test_sampling_path_runs(monkeypatch, sampling_sizes):
+    """Guard for the sizes above: the bracket (sampling) step runs and resolves a normal input."""
+    calls = []
+    original = fastquant._api._bracketed
+
+    def spy(*args, **kwargs):
+        counts, stats = original(*args, **kwargs)
+        calls.append(stats is not None and all(s is not None for s in stats))
+        return counts, stats
+
+    monkeypatch.setattr(fastquant._api, "_bracketed", spy)
+    x = adversarial("sorted")
+    fastquant.to_uint8(x, percentiles=(5, 95), method="exact")
+    fastquant.to_uint8(_hwc("channel-scales"), percentiles=(5, 95), axis=(0, 1), method="approx")
+    assert calls == [True, True]
+
+
+@pytest.mark.parametrize("name", ["periodic-256", "outliers-1e30", "packed-1000-1001", "two-valued"])
+def test_global_limits_default_thresholds(name, numba_path):
+    """The worst inputs again at the untouched sampling thresholds (> _SAMPLE_STRIDE * _MIN_SAMPLE)."""
+    n = fastquant._api._SAMPLE_STRIDE * fastquant._api._MIN_SAMPLE + 12_345
+    x = adversarial(name, n)
+    for percentiles in [(5, 95), (0.1, 99.9)]:
+        _check_conversion(x, percentiles, None, f"{name} n={n} {percentiles}")
+    np.testing.assert_array_equal(fastquant.percentile(x, Q), numpy_percentile(x, Q), err_msg=name)
+    _inputs.pop((name, n))  # 17-34 MB each

@@ -21,7 +21,7 @@ settings.register_profile(
     "fastquant",
     derandomize=True,  # the same examples on every run and machine
     deadline=None,  # the first Numba call compiles or loads kernels
-    max_examples=40,
+    max_examples=100,
     database=None,  # nothing written into the checkout
     print_blob=True,
 )

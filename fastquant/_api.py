@@ -256,7 +256,7 @@ def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray
 
 def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:
     k = _kernels()
-    params = [lo, hi, *reference.scale_terms(lo, hi)]
+    params = [lo, *reference.scale_terms(lo, hi)]
     n_chunks = _n_chunks()
     nan_level = float(nan)
     lanes = _lane_count(layout)

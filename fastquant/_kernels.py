@@ -35,38 +35,55 @@ def _chunk_bounds(n, n_chunks, c, align):
 
 
 @inline
-def _level(v, lo, hi, factor, lo_scaled, scale, nan_level):
-    # x <= lo wins over x >= hi (they overlap when lo == hi). Between them the level is in [0, 255], so the
-    # float -> uint8 cast only ever sees such values or NaN x, which becomes nan_level. (Testing v rather than
-    # the result for NaN keeps the loop vectorized: 2.5x faster.) factor is 1 except for extreme ranges.
-    r = np.rint((v * factor - lo_scaled) * scale)
-    r = 255.0 if v >= hi else r
-    r = 0.0 if v <= lo else r
-    r = nan_level if v != v else r
-    return np.uint8(r)
+def _level(v, lo, factor, lo_scaled, scale, nan_level):
+    # Equals the spec's three-way rule: for lo < v < hi, t is the spec's value (in [0, 255] up to an ulp), and
+    # for v >= hi it is within an ulp of 255 or above (the arithmetic is monotone in v), so capping at 255 and
+    # forcing 0 at v <= lo (which also covers lo == hi, where the scale is inf) give the spec's levels. The
+    # float -> uint8 cast then only ever sees values in [0, 255]. Selects rather than branches keep the loop
+    # vectorized; the NaN test is on v (testing the result defeats vectorization). factor is 1 except for
+    # extreme ranges (see reference.scale_terms).
+    t = (v * factor - lo_scaled) * scale
+    t = 255.0 if t > 255.0 else t
+    t = 0.0 if v <= lo else t
+    t = nan_level if v != v else t
+    return np.uint8(np.rint(t))
+
+
+@inline
+def _level_plain(v, lo, scale, nan_level):
+    # _level with factor == 1 (every ordinary range): one multiplication fewer per element.
+    t = (v - lo) * scale
+    t = 255.0 if t > 255.0 else t
+    t = 0.0 if v <= lo else t
+    t = nan_level if v != v else t
+    return np.uint8(np.rint(t))
 
 
 # --- conversion ------------------------------------------------------------------------------------------------
 
 
 @serial
-def _convert_run(x, out, lo, hi, factor, lo_scaled, scale, nan_level):
-    for i in range(x.size):
-        out[i] = _level(np.float64(x[i]), lo, hi, factor, lo_scaled, scale, nan_level)
+def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level):
+    if factor == 1.0:
+        for i in range(x.size):
+            out[i] = _level_plain(np.float64(x[i]), lo, scale, nan_level)
+    else:
+        for i in range(x.size):
+            out[i] = _level(np.float64(x[i]), lo, factor, lo_scaled, scale, nan_level)
 
 
 @serial
-def _convert_lanes(x, out, lo, hi, factor, lo_scaled, scale, nan_level):
+def _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level):
     # the parameters have one entry per lane; x.size is a multiple of the lane count.
     lanes = lo.size
     for base in range(0, x.size, lanes):
         for j in range(lanes):
-            out[base + j] = _level(np.float64(x[base + j]), lo[j], hi[j], factor[j], lo_scaled[j],
-                                   scale[j], nan_level)
+            out[base + j] = _level(np.float64(x[base + j]), lo[j], factor[j], lo_scaled[j], scale[j],
+                                   nan_level)
 
 
 @parallel
-def convert_runs(x, out, start, n_groups, run, lo, hi, factor, lo_scaled, scale, nan_level, n_chunks):
+def convert_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, n_chunks):
     """out[i] = level of x[i] with the limits of its group; runs of `run` elements share a group."""
     n = x.size
     for c in prange(n_chunks):
@@ -76,13 +93,12 @@ def convert_runs(x, out, start, n_groups, run, lo, hi, factor, lo_scaled, scale,
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run)
-            _convert_run(x[i:stop], out[i:stop], lo[g], hi[g], factor[g], lo_scaled[g], scale[g],
-                         nan_level)
+            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level)
             i = stop
 
 
 @parallel
-def convert_lanes(x, out, lo, hi, factor, lo_scaled, scale, nan_level, n_chunks):
+def convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, n_chunks):
     """Like convert_runs for a short repeating group pattern; lane params already rotated to x's start.
 
     x.size need not be a multiple of the lane count: the tail is done lane by lane.
@@ -91,10 +107,10 @@ def convert_lanes(x, out, lo, hi, factor, lo_scaled, scale, nan_level, n_chunks)
     n_full = (x.size // lanes) * lanes
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
-        _convert_lanes(x[begin:end], out[begin:end], lo, hi, factor, lo_scaled, scale, nan_level)
+        _convert_lanes(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level)
     for i in range(n_full, x.size):
         j = i - n_full
-        out[i] = _level(np.float64(x[i]), lo[j], hi[j], factor[j], lo_scaled[j], scale[j], nan_level)
+        out[i] = _level(np.float64(x[i]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
 
 
 # --- counting against thresholds -------------------------------------------------------------------------------

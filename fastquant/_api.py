@@ -38,10 +38,16 @@ NUMBA_MIN_SIZE = 1 << 20
 _STREAM_CHUNK = 1 << 20
 _SAMPLE_STRIDE = 256  # one element in this many is sampled to propose brackets
 _MIN_SAMPLE = 1 << 14  # groups smaller than this many sampled elements skip the bracket step
+_APPROX_SAMPLE = 1 << 18  # sampled elements per group that propose approximate limits
+_APPROX_TOLERANCE = 0.9  # proved limit error, in grey levels of the proposed range (must stay below 1)
 _MAX_CANDIDATES = 1 << 23  # bracket members collected at most (32 MiB of float32)
 _MAX_LANES = 64  # repeating group patterns up to this period use the per-lane kernels
+_LANE_BLOCK = 512  # about this many lanes (a multiple of the period): one parameter per element of a block
+_MAX_APPROX_GROUPS = 64  # more groups than this: approximate limits are the exact ones
 _RADIX_GROUPS = 16  # groups per radix pass (bounds histogram memory at 8 MiB per chunk)
-_COUNT_BLOCK = 1 << 20
+_COUNT_BLOCK = 1 << 12  # elements per counting step (L1-resident across threshold sweeps)
+_CONVERT_BLOCK = 1 << 12  # elements per convert-then-count step (L1-resident)
+_SCAN_BLOCK = 1 << 14  # bytes of input per counting-and-collecting step (L1-resident)
 
 
 # --- public functions ------------------------------------------------------------------------------------------
@@ -110,6 +116,11 @@ def to_uint8(
         return reference.to_uint8(x, vmin, vmax, percentiles=percentiles, axis=axes, method=method,
                                   nan=nan, out=out)
     source = _Source(x)
+    if out is None:
+        out = np.empty(x.shape, dtype=np.uint8)
+    if percentiles is not None and method == "approx" and layout.groups <= _MAX_APPROX_GROUPS:
+        if _approx_convert(source, layout, np.array(percentiles, dtype=np.float64), nan, out):
+            return out
     if percentiles is not None:
         lo, hi = _percentiles(source, layout, np.array(percentiles, dtype=np.float64))
     elif vmin is None and vmax is None:
@@ -121,8 +132,6 @@ def to_uint8(
         lo = data_lo if vmin is None else np.full(layout.groups, vmin)
         hi = data_hi if vmax is None else np.full(layout.groups, vmax)
     hi = np.where(lo > hi, lo, hi)
-    if out is None:
-        out = np.empty(x.shape, dtype=np.uint8)
     _convert(source, layout, lo, hi, nan, out)
     return out
 
@@ -254,29 +263,44 @@ def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray
             out[...] = cube.reshape(out.shape)
 
 
-def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:
+def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray,
+                    thresholds: np.ndarray | None = None) -> np.ndarray | None:
+    """Convert with finite limits; with `thresholds` (G, 6k), also count x < each in the same pass -> (G, T)."""
     k = _kernels()
     params = [lo, *reference.scale_terms(lo, hi)]
     n_chunks = _n_chunks()
     nan_level = float(nan)
     lanes = _lane_count(layout)
+    counts = None if thresholds is None else np.zeros(thresholds.shape, dtype=np.int64)
     if lanes:
         lane_groups = layout.lane_groups(lanes)
         lane_params = [p[lane_groups] for p in params]
+        if thresholds is not None:
+            lane_thresholds = np.ascontiguousarray(thresholds[lane_groups].T)  # (T, L)
+            block = _CONVERT_BLOCK // lanes * lanes
 
     def run(start, chunk, dest):
         with k.kernel_lock():
             if lanes:
                 shift = start % lanes
-                k.convert_lanes(chunk, dest, *(np.roll(p, -shift) for p in lane_params), nan_level,
-                                n_chunks)
+                rotated = [np.roll(p, -shift) for p in lane_params]
+                if thresholds is None:
+                    k.convert_lanes(chunk, dest, *rotated, nan_level, n_chunks)
+                    return
+                part = k.convert_count_lanes(chunk, dest, *rotated, nan_level,
+                                             np.ascontiguousarray(np.roll(lane_thresholds, -shift, axis=1)),
+                                             n_chunks, block)
+                np.add.at(counts, np.roll(lane_groups, -shift), part.sum(axis=0).T)
+            elif thresholds is None:
+                k.convert_runs(chunk, dest, start, layout.groups, layout.run, *params, nan_level, n_chunks)
             else:
-                k.convert_runs(chunk, dest, start, layout.groups, layout.run, *params, nan_level,
-                               n_chunks)
+                counts[...] += k.convert_count_runs(chunk, dest, start, layout.groups, layout.run, *params,
+                                                    nan_level, thresholds, n_chunks,
+                                                    _CONVERT_BLOCK).sum(axis=0)
 
     if source.direct and out.flags.c_contiguous:
         run(0, source.x.reshape(-1), out.reshape(-1))
-        return
+        return counts
     it = np.nditer([source.x, out], flags=["external_loop", "buffered", "zerosize_ok"],
                    op_flags=[["readonly", "contig", "aligned"], ["writeonly", "contig", "aligned"]],
                    op_dtypes=[source.dtype, np.uint8], casting="unsafe", order="C",
@@ -286,13 +310,99 @@ def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.
         for chunk, dest in it:
             run(start, chunk, dest)
             start += chunk.size
+    return counts
+
+
+# --- approximate percentile limits ----------------------------------------------------------------------------
+
+
+def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, nan: int,
+                    out: np.ndarray) -> bool:
+    """Convert with limits estimated from a sample and prove them in the same pass; False if unproved.
+
+    Proved means: each exact limit lies within d = _APPROX_TOLERANCE * (hi_a - lo_a) / 255 of its estimate.
+    The level functions of the estimated and the exact limits are clamped affine maps of x, so they then
+    differ by at most 255 * d / (hi_a - lo_a) < 1 before rounding, hence by at most one level after it.
+    The counts prove it: #finite below lo_a - d is at most the lower rank that the interpolation uses, and
+    #finite below (just above) lo_a + d exceeds the upper one, so both neighbours lie in that window.
+    """
+    sample = _approx_sample(source.x, layout, source.dtype)
+    if sample is None:
+        return False
+    dtype = source.dtype
+    estimates = np.empty((2, layout.groups))
+    for g in range(layout.groups):
+        finite = sample[g][np.isfinite(sample[g])]
+        if finite.size < 2:
+            return False
+        estimates[:, g] = np.percentile(finite, percentiles)  # in the data's float type, as the exact path
+    lo, hi = estimates[0], np.maximum(estimates[0], estimates[1])
+    with np.errstate(all="ignore"):
+        tolerance = _APPROX_TOLERANCE * (hi - lo) / 255
+    if not np.isfinite(tolerance).all():
+        return False
+    thresholds = np.empty((layout.groups, 6), dtype=dtype)
+    thresholds[:, 0] = np.finfo(dtype).min
+    thresholds[:, 1] = np.inf
+    for i, centre in enumerate((lo, hi)):
+        thresholds[:, 2 + 2 * i] = _at_or_above(centre - tolerance, dtype)
+        thresholds[:, 3 + 2 * i] = np.nextafter(_at_or_below(centre + tolerance, dtype), dtype.type(np.inf))
+    counts = _convert_finite(source, layout, lo, hi, nan, out, thresholds)
+    finite = counts[:, 1] - counts[:, 0]
+    quantiles = np.true_divide(percentiles, 100)
+    for g in range(layout.groups):
+        if finite[g] == 0:
+            return False
+        prev_rank, next_rank, _ = _interpolation_plan(int(finite[g]), quantiles)
+        for i in range(2):
+            below_window = counts[g, 2 + 2 * i] - counts[g, 0]
+            through_window = counts[g, 3 + 2 * i] - counts[g, 0]
+            if below_window > min(prev_rank[i], next_rank[i]) or through_window <= max(prev_rank[i], next_rank[i]):
+                return False
+    return True
+
+
+def _at_or_above(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The smallest `dtype` values >= `values` (float64)."""
+    rounded = values.astype(dtype)
+    return np.where(rounded < values, np.nextafter(rounded, dtype.type(np.inf)), rounded)
+
+
+def _at_or_below(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The largest `dtype` values <= `values` (float64)."""
+    rounded = values.astype(dtype)
+    return np.where(rounded > values, np.nextafter(rounded, dtype.type(-np.inf)), rounded)
+
+
+def _approx_sample(x: np.ndarray, layout: _Layout, dtype: np.dtype) -> np.ndarray | None:
+    """About _APPROX_SAMPLE elements of every group at fixed logical positions, as `dtype`: (G, m).
+
+    The positions depend only on the shape, so every memory layout and dtype of the same values gives the
+    same sample (and the same approximate result).
+    """
+    per_group = layout.a * layout.run
+    if per_group < 2:
+        return None
+    stride = max(1, min(_SAMPLE_STRIDE, per_group // _APPROX_SAMPLE))
+    step_b = min(layout.run, stride)
+    step_a = max(1, stride // step_b)
+    if x.flags.c_contiguous:
+        picked = x.reshape(layout.a, layout.groups, layout.run)[::step_a, :, ::step_b]
+    else:
+        a, g, b = np.meshgrid(np.arange(0, layout.a, step_a), np.arange(layout.groups),
+                              np.arange(0, layout.run, step_b), indexing="ij", sparse=True)
+        picked = x[np.unravel_index((a * layout.groups + g) * layout.run + b, x.shape)]
+    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1).astype(dtype)
 
 
 def _lane_count(layout: _Layout) -> int:
     """Lane block length for a short repeating group pattern, or 0 to use the per-run kernels."""
     if layout.groups == 1 or layout.period > _MAX_LANES or layout.run >= 16:
         return 0
-    return layout.period * max(1, _MAX_LANES // layout.period)
+    # Long enough for the loops over lanes to vectorize well, and a multiple of 32 where possible, so that
+    # they have no scalar remainder.
+    unit = math.lcm(layout.period, 32)
+    return unit * max(1, _LANE_BLOCK // unit)
 
 
 def _finite_minmax(source: _Source, layout: _Layout):
@@ -322,6 +432,7 @@ def _percentiles(source: _Source, layout: _Layout, q: np.ndarray):
             prev = np.array([stats[g][r] for r in prev_rank], dtype=source.stats_dtype)
             nxt = np.array([stats[g][r] for r in next_rank], dtype=source.stats_dtype)
             result[:, g] = _lerp(prev, nxt, gamma)
+    result += 0.0  # +0.0 for a zero, as the reference
     return list(result)
 
 
@@ -397,62 +508,25 @@ def _sample(source: _Source, layout: _Layout) -> np.ndarray | None:
 
 
 def _bracketed(source: _Source, layout: _Layout, quantiles: np.ndarray):
-    """Sample, propose brackets, prove them with one counting pass, collect and select. None if no sample."""
+    """Sample, propose brackets, count and collect (one pass for runs), select. None if no sample."""
     sample = _sample(source, layout)
     if sample is None:
         return None, None
-    dtype = source.dtype
-    lowest, highest = np.finfo(dtype).min, dtype.type(np.inf)
-    groups = layout.groups
-    brackets = []  # per group: list of (low, high) thresholds
-    for g in range(groups):
-        finite = sample[g][np.isfinite(sample[g])]
-        m = finite.size
-        if m < 2:
-            brackets.append([])
-            continue
-        spans = []
-        for p in np.unique(quantiles):
-            centre = p * (m - 1)
-            margin = 5.0 * math.sqrt(m * p * (1 - p)) + 4
-            spans.append((math.floor(centre - margin), math.ceil(centre + margin) + 1))
-        spans.sort()
-        merged = [list(spans[0])]
-        for s, e in spans[1:]:
-            if s <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e)
-            else:
-                merged.append([s, e])
-        kth = sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})
-        part = np.partition(finite, kth) if kth else finite
-        group_brackets = []
-        for s, e in merged:
-            low = part[s] if s >= 0 else lowest
-            high = np.nextafter(part[e], dtype.type(np.inf)) if e < m else highest
-            group_brackets.append((dtype.type(low), dtype.type(high)))
-        brackets.append(group_brackets)
-
-    n_brackets = max((len(b) for b in brackets), default=0)
+    low, high, expected = _propose_brackets(sample, quantiles, source.dtype, layout.a * layout.run)
+    groups, n_brackets = low.shape
     if n_brackets == 0:
         return None, None
-    low = np.full((groups, n_brackets), highest, dtype=dtype)  # padding brackets [inf, inf) hold nothing
-    high = np.full((groups, n_brackets), highest, dtype=dtype)
-    for g, group_brackets in enumerate(brackets):
-        for j, (lo_j, hi_j) in enumerate(group_brackets):
-            low[g, j], high[g, j] = lo_j, hi_j
-    thresholds = np.empty((groups, 2 + 2 * n_brackets), dtype=dtype)
-    thresholds[:, 0] = lowest  # x < lowest finite: -inf
-    thresholds[:, 1] = highest  # x < inf: -inf and finite
-    thresholds[:, 2::2] = low
-    thresholds[:, 3::2] = high
-
-    below = _count_below(source, layout, thresholds)  # (G, T)
+    if _lane_count(layout) and layout.groups > 1:
+        below, members = _count_then_collect(source, layout, low, high)
+    else:
+        below, members = _scan(source, layout, low, high, expected)
+    if below is None:
+        return None, None
     counts = below[:, 1] - below[:, 0]
-    rank_low = below[:, 2::2] - below[:, :1]  # finite values below each bracket
-    rank_high = below[:, 3::2] - below[:, :1]
+    rank_low = below[:, 2::2][:, :n_brackets] - below[:, :1]  # finite values below each bracket
+    rank_high = below[:, 3::2][:, :n_brackets] - below[:, :1]
 
     stats: list[dict | None] = [None] * groups
-    wanted = []  # (g, j, [ranks])
     for g in range(groups):
         if counts[g] == 0:
             stats[g] = {}
@@ -461,38 +535,153 @@ def _bracketed(source: _Source, layout: _Layout, quantiles: np.ndarray):
         for r in _needed_ranks(int(counts[g]), quantiles):
             inside = np.nonzero((rank_low[g] <= r) & (r < rank_high[g]))[0]
             if inside.size == 0:
-                by_bracket = None
+                by_bracket = None  # the sample misled us: this group goes to radix
                 break
             by_bracket.setdefault(int(inside[0]), []).append(r)
-        if by_bracket is not None:
-            wanted.extend((g, j, ranks) for j, ranks in by_bracket.items())
-    sizes = np.zeros((groups, n_brackets), dtype=np.int64)
-    for g, j, _ in wanted:
-        sizes[g, j] = rank_high[g, j] - rank_low[g, j]
-    if sizes.sum() > _MAX_CANDIDATES:
-        return counts, stats  # too many candidates: these groups go to radix
-    keep = sizes > 0
-    low = np.where(keep, low, highest)
-    high = np.where(keep, high, highest)
-    base = np.zeros_like(sizes)
-    base.reshape(-1)[1:] = np.cumsum(sizes.reshape(-1))[:-1]
+        if by_bracket is None:
+            continue
+        found = {}
+        for j, ranks in by_bracket.items():
+            values = members(g, j, int(rank_high[g, j] - rank_low[g, j]))
+            if values is None:
+                found = None
+                break
+            offsets = [r - int(rank_low[g, j]) for r in ranks]
+            picked = np.partition(values, offsets)
+            found.update({r: picked[o] for r, o in zip(ranks, offsets, strict=True)})
+        stats[g] = found
+    return counts, stats
+
+
+def _propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype, group_size: int):
+    """Per group, value brackets likely to hold the needed order statistics, from a sample (G, m).
+
+    Returns low, high (G, B) in `dtype` (padding brackets [inf, inf) hold nothing) and the expected number of
+    members of each bracket in the whole group (from the sample's share, with a margin).
+    """
+    lowest, highest = np.finfo(dtype).min, dtype.type(np.inf)
+    brackets = []
+    for g in range(sample.shape[0]):
+        finite = sample[g][np.isfinite(sample[g])]
+        m = finite.size
+        group_brackets = []
+        if m >= 2:
+            spans = []
+            for p in np.unique(quantiles):
+                centre = p * (m - 1)
+                margin = 5.0 * math.sqrt(m * p * (1 - p)) + 4
+                spans.append((math.floor(centre - margin), math.ceil(centre + margin) + 1))
+            spans.sort()
+            merged = [list(spans[0])]
+            for s, e in spans[1:]:
+                if s <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], e)
+                else:
+                    merged.append([s, e])
+            kth = sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})
+            part = np.partition(finite, kth) if kth else finite
+            for s, e in merged:
+                low = part[s] if s >= 0 else lowest
+                high = np.nextafter(part[e], highest) if e < m else highest
+                share = (min(e, m) - max(s, 0) + 1) / m
+                group_brackets.append((dtype.type(low), dtype.type(high), share))
+        brackets.append(group_brackets)
+    n_brackets = max((len(b) for b in brackets), default=0)
+    low = np.full((len(brackets), n_brackets), highest, dtype=dtype)
+    high = np.full((len(brackets), n_brackets), highest, dtype=dtype)
+    expected = np.zeros((len(brackets), n_brackets), dtype=np.int64)
+    for g, group_brackets in enumerate(brackets):
+        for j, (lo_j, hi_j, share) in enumerate(group_brackets):
+            low[g, j], high[g, j] = lo_j, hi_j
+            expected[g, j] = int(1.5 * share * group_size) + 1024
+    return low, high, expected
+
+
+def _thresholds(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(G, T) thresholds: (lowest finite, inf), then each bracket's (low, high); padded with inf to 6k."""
+    groups, n_brackets = low.shape
+    n_thr = -(-(2 + 2 * n_brackets) // 6) * 6
+    thresholds = np.full((groups, n_thr), np.inf, dtype=low.dtype)
+    thresholds[:, 0] = np.finfo(low.dtype).min  # x < lowest finite: -inf
+    thresholds[:, 2 : 2 + 2 * n_brackets : 2] = low
+    thresholds[:, 3 : 3 + 2 * n_brackets : 2] = high
+    return thresholds
+
+
+def _scan(source: _Source, layout: _Layout, low, high, expected):
+    """One pass that counts below every threshold and collects bracket members (runs layout, direct source).
+
+    Returns (G, T) counts and members(g, j, size) -> values of bracket j of group g (None if too many).
+    Regions are sized from the sample's estimate; a bracket that overflowed them is collected again, exactly.
+    """
     k = _kernels()
     n_chunks = _n_chunks()
-    dest = np.empty((n_chunks, max(int(sizes.sum()), 1)), dtype=dtype)
+    groups, n_brackets = low.shape
+    thresholds = _thresholds(low, high)
+    n_pairs = thresholds.shape[1] // 2
+    cap = np.zeros((groups, n_pairs), dtype=np.int64)
+    per_chunk = expected if groups > 1 else -(-expected // n_chunks)
+    cap[:, 1 : 1 + n_brackets] = np.where(np.isinf(low) & np.isinf(high), 0, per_chunk)
+    if cap.sum() * n_chunks > _MAX_CANDIDATES:
+        return None, None
+    base = np.zeros_like(cap)
+    base.reshape(-1)[1:] = np.cumsum(cap.reshape(-1))[:-1]
+    dest = np.empty((n_chunks, max(int(cap.sum()), 1)), dtype=source.dtype)
+    x = source.x.reshape(-1)
     with k.kernel_lock():
-        written = k.collect(source.x.reshape(-1), 0, groups, layout.run, low, high, base, dest, n_chunks)
-    for g, j, ranks in wanted:
-        members = np.concatenate([dest[c, base[g, j] : base[g, j] + written[c, g, j]]
-                                  for c in range(n_chunks)])
-        offsets = [r - int(rank_low[g, j]) for r in ranks]
-        picked = np.partition(members, offsets)
-        found = stats[g] if stats[g] is not None else {}
-        found.update({r: picked[o] for r, o in zip(ranks, offsets, strict=True)})
-        stats[g] = found
-    for g in range(groups):  # a group is done only if every bracket it needed was resolved
-        if stats[g] and len(stats[g]) < len(_needed_ranks(int(counts[g]), quantiles)):
-            stats[g] = None
-    return counts, stats
+        counts, written = k.scan_runs(x, 0, layout.groups, layout.run, thresholds, base, cap, dest, n_chunks,
+                                      _SCAN_BLOCK // source.dtype.itemsize)
+    below = counts.sum(axis=0)
+
+    def members(g: int, j: int, size: int):
+        pair = j + 1
+        if (written[:, g, pair] <= cap[g, pair]).all():
+            return np.concatenate([dest[c, base[g, pair] : base[g, pair] + written[c, g, pair]]
+                                   for c in range(n_chunks)])
+        if size > _MAX_CANDIDATES:
+            return None
+        return _collect_one(source, layout, g, low[g, j], high[g, j], size)
+
+    return below, members
+
+
+def _count_then_collect(source: _Source, layout: _Layout, low, high):
+    """Lanes layout: a counting pass, then one collecting pass sized exactly by the counts."""
+    below = _count_below(source, layout, _thresholds(low, high))
+    n_brackets = low.shape[1]
+    sizes = below[:, 3 : 3 + 2 * n_brackets : 2] - below[:, 2 : 2 + 2 * n_brackets : 2]
+    if sizes.sum() > _MAX_CANDIDATES:
+        return None, None
+    k = _kernels()
+    n_chunks = _n_chunks()
+    base = np.zeros_like(sizes)
+    base.reshape(-1)[1:] = np.cumsum(sizes.reshape(-1))[:-1]
+    dest = np.empty((n_chunks, max(int(sizes.sum()), 1)), dtype=source.dtype)
+    lanes = _lane_count(layout)
+    lane_groups = layout.lane_groups(lanes)
+    with k.kernel_lock():
+        written = k.collect_lanes(source.x.reshape(-1), np.ascontiguousarray(low[lane_groups].T),
+                                  np.ascontiguousarray(high[lane_groups].T), lane_groups, base, dest, n_chunks,
+                                  _COUNT_BLOCK // lanes * lanes)
+
+    def members(g: int, j: int, size: int):
+        return np.concatenate([dest[c, base[g, j] : base[g, j] + written[c, g, j]] for c in range(n_chunks)])
+
+    return below, members
+
+
+def _collect_one(source: _Source, layout: _Layout, g: int, low, high, size: int) -> np.ndarray:
+    """The members of one bracket of group g (exactly `size` of them), by a collecting pass."""
+    k = _kernels()
+    n_chunks = _n_chunks()
+    lows = np.full((layout.groups, 1), np.inf, dtype=source.dtype)
+    highs = np.full((layout.groups, 1), np.inf, dtype=source.dtype)
+    lows[g, 0], highs[g, 0] = low, high
+    base = np.zeros((layout.groups, 1), dtype=np.int64)
+    dest = np.empty((n_chunks, max(size, 1)), dtype=source.dtype)
+    with k.kernel_lock():
+        written = k.collect(source.x.reshape(-1), 0, layout.groups, layout.run, lows, highs, base, dest, n_chunks)
+    return np.concatenate([dest[c, : written[c, g, 0]] for c in range(n_chunks)])
 
 
 def _count_below(source: _Source, layout: _Layout, thresholds: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ Semantics
 percentile(x, q, axis)
     For each slice of ``x`` over ``axis``: ``numpy.percentile(finite, q)`` (method "linear") of the slice's
     finite values, computed in float32 for float16/float32 input and float64 otherwise. A slice without finite
-    values gives NaN. Result: float64, shape ``q.shape + kept axes``. ``method`` has a single (exact) answer here.
+    values gives NaN. A zero result is +0.0 (which of -0.0 and 0.0 a selection picks is otherwise
+    arbitrary). Result: float64, shape ``q.shape + kept axes``. ``method`` has a single (exact) answer here.
 
 to_uint8(x, vmin, vmax, percentiles, axis, nan)
     Limits ``lo <= hi`` per slice (see :func:`limits`), then per element, in float64::
@@ -49,6 +50,7 @@ def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
     for i, row in enumerate(rows):
         finite = row[np.isfinite(row)]
         result[i] = np.percentile(finite, q) if finite.size else np.nan
+    result += 0.0  # a zero result is +0.0, whichever zero the selection happened to pick
     return np.moveaxis(result, 0, -1).reshape(q.shape + kept_shape)
 
 

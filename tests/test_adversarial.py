@@ -233,20 +233,66 @@ def test_per_image_and_channel_nchw(sampling_sizes):
 
 
 def test_sampling_path_runs(monkeypatch, sampling_sizes):
-    """Guard for the sizes above: the bracket (sampling) step runs and resolves a normal input."""
+    """Guard for the sizes above: the bracket step resolves a normal input (exact), and approximate limits
+    are proposed from a sample and proved in the conversion pass (approx)."""
     calls = []
-    original = fastquant._api._bracketed
 
-    def spy(*args, **kwargs):
-        counts, stats = original(*args, **kwargs)
-        calls.append(stats is not None and all(s is not None for s in stats))
-        return counts, stats
+    def spy(name):
+        original = getattr(fastquant._api, name)
 
-    monkeypatch.setattr(fastquant._api, "_bracketed", spy)
-    x = adversarial("sorted")
-    fastquant.to_uint8(x, percentiles=(5, 95), method="exact")
+        def wrapped(*args, **kwargs):
+            result = original(*args, **kwargs)
+            if name == "_bracketed":
+                counts, stats = result
+                calls.append((name, stats is not None and all(s is not None for s in stats)))
+            else:
+                calls.append((name, result))
+            return result
+
+        monkeypatch.setattr(fastquant._api, name, wrapped)
+
+    spy("_bracketed")
+    spy("_approx_convert")
+    fastquant.to_uint8(adversarial("sorted"), percentiles=(5, 95), method="exact")
     fastquant.to_uint8(_hwc("channel-scales"), percentiles=(5, 95), axis=(0, 1), method="approx")
-    assert calls == [True, True]
+    fastquant.to_uint8(adversarial("sorted"), percentiles=(5, 95), method="approx")
+    assert calls == [("_bracketed", True), ("_approx_convert", True), ("_approx_convert", True)]
+
+
+def test_approx_unproved_limits_fall_back_to_exact(monkeypatch, sampling_sizes):
+    """With no tolerance the proof fails on continuous data; the result is then the exact conversion."""
+    results = []
+    original = fastquant._api._approx_convert
+    monkeypatch.setattr(fastquant._api, "_approx_convert", lambda *a: results.append(original(*a)) or results[-1])
+    monkeypatch.setattr(fastquant._api, "_APPROX_TOLERANCE", 0.0)
+    for x, axis in [(adversarial("sorted"), None), (_hwc("channel-scales"), (0, 1))]:
+        approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, method="approx")
+        assert_identical(approx, reference.to_uint8(x, percentiles=(5, 95), axis=axis), f"fallback {axis}")
+    assert results == [False, False]
+
+
+def test_approx_proved_limits_differ_from_exact_within_one(sampling_sizes):
+    """When the proof holds, the approximate limits are the sample's: some levels differ, none by more than 1."""
+    x = np.random.default_rng(7).standard_normal((1000, 700, 3)).astype(np.float32)  # sampled 1 in 2
+    approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=(0, 1), method="approx")
+    exact = fastquant.to_uint8(x, percentiles=(5, 95), axis=(0, 1), method="exact")
+    assert_within_one(approx, exact, "proved approx")
+    assert (approx != exact).any()
+
+
+@pytest.mark.parametrize("name", ["sorted", "outliers-1e30", "mostly-nan"])
+def test_approx_same_bytes_for_every_memory_layout(name, sampling_sizes):
+    """The approximate result depends on the values only: C order, Fortran order, a strided view and
+    swapped byte order of the same array give the same bytes."""
+    x = adversarial(name).reshape(600, -1)
+    expected = fastquant.to_uint8(x, percentiles=(5, 95))
+    padded = np.empty((x.shape[0], 2 * x.shape[1]), dtype=x.dtype)
+    padded[:, ::2] = x
+    variants = {"fortran": np.asfortranarray(x), "strided": padded[:, ::2],
+                "swapped": x.astype(x.dtype.newbyteorder())}
+    for label, variant in variants.items():
+        got = fastquant.to_uint8(variant, percentiles=(5, 95))
+        assert got.tobytes() == expected.tobytes(), f"{name} {label}"
 
 
 @pytest.mark.parametrize("name", ["periodic-256", "outliers-1e30", "packed-1000-1001", "two-valued"])

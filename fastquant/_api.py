@@ -335,7 +335,9 @@ def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, n
         finite = sample[g][np.isfinite(sample[g])]
         if finite.size < 2:
             return False
-        estimates[:, g] = np.percentile(finite, percentiles)  # in the data's float type, as the exact path
+        # any values near the percentiles do (the proof decides): the sample's order statistics nearest below
+        ranks = np.floor((finite.size - 1) * np.true_divide(percentiles, 100)).astype(np.int64).tolist()
+        estimates[:, g] = _select(finite, ranks)
     lo, hi = estimates[0], np.maximum(estimates[0], estimates[1])
     with np.errstate(all="ignore"):
         tolerance = _APPROX_TOLERANCE * (hi - lo) / 255
@@ -547,10 +549,25 @@ def _bracketed(source: _Source, layout: _Layout, quantiles: np.ndarray):
                 found = None
                 break
             offsets = [r - int(rank_low[g, j]) for r in ranks]
-            picked = np.partition(values, offsets)
-            found.update({r: picked[o] for r, o in zip(ranks, offsets, strict=True)})
+            found.update(zip(ranks, _select(values, offsets), strict=True))
         stats[g] = found
     return counts, stats
+
+
+def _select(values: np.ndarray, ranks: list[int]) -> list:
+    """values[ranks] of sorted(values), for sorted ranks; reorders `values` in place.
+
+    One single-rank partition per distinct rank, each over what lies above the previous one: NumPy's
+    partition with several ranks at once is about 15x slower than with one.
+    """
+    picked = {}
+    start = 0
+    for r in sorted(set(ranks)):
+        part = values[start:]
+        part.partition(r - start)
+        picked[r] = part[r - start]
+        start = r
+    return [picked[r] for r in ranks]
 
 
 def _propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype, group_size: int):
@@ -579,10 +596,10 @@ def _propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype
                 else:
                     merged.append([s, e])
             kth = sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})
-            part = np.partition(finite, kth) if kth else finite
+            at = dict(zip(kth, _select(finite, kth), strict=True))
             for s, e in merged:
-                low = part[s] if s >= 0 else lowest
-                high = np.nextafter(part[e], highest) if e < m else highest
+                low = at[s] if s >= 0 else lowest
+                high = np.nextafter(at[e], highest) if e < m else highest
                 share = (min(e, m) - max(s, 0) + 1) / m
                 group_brackets.append((dtype.type(low), dtype.type(high), share))
         brackets.append(group_brackets)

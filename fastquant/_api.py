@@ -330,14 +330,19 @@ def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, n
     if sample is None:
         return False
     dtype = source.dtype
+    quantiles = np.true_divide(percentiles, 100)
     estimates = np.empty((2, layout.groups))
     for g in range(layout.groups):
         finite = sample[g][np.isfinite(sample[g])]
         if finite.size < 2:
             return False
-        # any values near the percentiles do (the proof decides): the sample's order statistics nearest below
-        ranks = np.floor((finite.size - 1) * np.true_divide(percentiles, 100)).astype(np.int64).tolist()
-        estimates[:, g] = _select(finite, ranks)
+        # The sample's own percentiles, computed as the exact path computes them: where the sample is the whole
+        # group (small groups), the estimates are the exact limits and so is the result.
+        prev_rank, next_rank, gamma = _interpolation_plan(finite.size, quantiles)
+        picked = _select(finite, prev_rank.tolist() + next_rank.tolist())
+        prev = np.array(picked[:2], dtype=source.stats_dtype)
+        nxt = np.array(picked[2:], dtype=source.stats_dtype)
+        estimates[:, g] = _lerp(prev, nxt, gamma)
     lo, hi = estimates[0], np.maximum(estimates[0], estimates[1])
     with np.errstate(all="ignore"):
         tolerance = _APPROX_TOLERANCE * (hi - lo) / 255
@@ -351,7 +356,6 @@ def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, n
         thresholds[:, 3 + 2 * i] = np.nextafter(_at_or_below(centre + tolerance, dtype), dtype.type(np.inf))
     counts = _convert_finite(source, layout, lo, hi, nan, out, thresholds)
     finite = counts[:, 1] - counts[:, 0]
-    quantiles = np.true_divide(percentiles, 100)
     for g in range(layout.groups):
         if finite[g] == 0:
             return False

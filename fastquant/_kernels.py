@@ -419,22 +419,26 @@ def _sweep_run(x, thresholds, t, counts, member, first):
 
 
 @serial
-def _gather_members(x, member, words, thresholds, row, base, cap, written):
-    # Members are rare: test eight flags at a time, and sort each member into its pair's region of `row`.
-    # A region that is full keeps counting (written > cap tells the caller to collect again, sized exactly).
-    n_pairs = thresholds.size // 2
-    for w in range((x.size + 7) // 8):  # flags past x.size are stale; the element loop stops at x.size
-        if words[w] == 0:
-            continue
-        for i in range(8 * w, min(x.size, 8 * w + 8)):
-            if member[i]:
+def _gather_members(x, member, words, flagged, thresholds, row, base, cap, written):
+    # Members are rare. First list the words of eight flags that hold any (branch-free), then copy the
+    # elements of those words branch-free too: store each at its pair's next position and advance that only
+    # for members, so nothing mispredicts. Each region has one slot past its capacity as a sink: a full
+    # region keeps counting (written > cap tells the caller to collect again, sized exactly).
+    n_flagged = 0
+    for w in range((x.size + 7) // 8):  # flags past x.size are stale; the element loops stop at x.size
+        flagged[n_flagged] = w
+        n_flagged += words[w] != 0
+    for f in range(n_flagged):
+        w = flagged[f]
+        stop = min(x.size, 8 * w + 8)
+        for j in range(1, thresholds.size // 2):
+            low, high = thresholds[2 * j], thresholds[2 * j + 1]
+            region, limit, k = base[j], cap[j], written[j]
+            for i in range(8 * w, stop):
                 v = x[i]
-                for j in range(1, n_pairs):
-                    if v >= thresholds[2 * j] and v < thresholds[2 * j + 1]:
-                        k = written[j]
-                        if k < cap[j]:
-                            row[base[j] + k] = v
-                        written[j] = k + 1
+                row[region + min(k, limit)] = v
+                k += (v >= low) & (v < high)
+            written[j] = k
 
 
 @parallel
@@ -444,7 +448,8 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
     thresholds[g] holds (low, high) pairs padded to a multiple of six: pair 0 is (lowest finite, inf), the
     others are brackets. Returns counts[c, g, t] = #{x < thresholds[g, t]} over chunk c, and written[c, g, j]
     = #{low_j <= x < high_j}; chunk c copies up to cap[g, j] members of bracket j of group g to
-    dest[c, base[g, j]:]. Counts and collected values do not depend on the thread count.
+    dest[c, base[g, j]:], a region of cap[g, j] + 1 slots. Counts and collected values do not depend on the
+    thread count.
     """
     n = x.size
     n_thr = thresholds.shape[1]
@@ -454,6 +459,7 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         member = np.zeros(block, dtype=np.uint8)
         words = member.view(np.uint64)
+        flagged = np.empty(block // 8 + 1, dtype=np.int64)
         acc = np.zeros(n_thr, dtype=np.int32)
         i = begin
         while i < end:
@@ -463,7 +469,7 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
             piece = x[i:stop]
             for t in range(0, n_thr, 6):
                 _sweep_run(piece, thresholds[g], t, acc, member, t == 0)
-            _gather_members(piece, member, words, thresholds[g], dest[c], base[g], cap[g], written[c, g])
+            _gather_members(piece, member, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g])
             counts[c, g] += acc
             acc[:] = 0
             i = stop

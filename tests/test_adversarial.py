@@ -259,6 +259,27 @@ def test_sampling_path_runs(monkeypatch, sampling_sizes):
     assert calls == [("_bracketed", True), ("_approx_convert", True), ("_approx_convert", True)]
 
 
+def test_exact_when_collection_regions_overflow(monkeypatch, sampling_sizes):
+    """Regions sized from the sample can be too small; the overflowing brackets are collected again."""
+    original = fastquant._api._propose_brackets
+    collected_again = []
+    original_collect = fastquant._api._collect_one
+
+    def tiny_regions(*args, **kwargs):
+        low, high, expected = original(*args, **kwargs)
+        return low, high, np.ones_like(expected)
+
+    def spy(*args, **kwargs):
+        collected_again.append(args[2])
+        return original_collect(*args, **kwargs)
+
+    monkeypatch.setattr(fastquant._api, "_propose_brackets", tiny_regions)
+    monkeypatch.setattr(fastquant._api, "_collect_one", spy)
+    x = adversarial("sorted")
+    np.testing.assert_array_equal(fastquant.percentile(x, Q), numpy_percentile(x, Q))
+    assert collected_again
+
+
 def test_approx_unproved_limits_fall_back_to_exact(monkeypatch, sampling_sizes):
     """With no tolerance the proof fails on continuous data; the result is then the exact conversion."""
     results = []

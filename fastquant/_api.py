@@ -568,8 +568,13 @@ def _select(values: np.ndarray, ranks: list[int]) -> list:
     start = 0
     for r in sorted(set(ranks)):
         part = values[start:]
-        part.partition(r - start)
-        picked[r] = part[r - start]
+        if r == start + 1 and start in picked:  # the next order statistic: the minimum of what lies above
+            part = part[1:]
+            where = int(np.argmin(part))
+            part[0], part[where] = part[where], part[0]
+        else:
+            part.partition(r - start)
+        picked[r] = values[r]
         start = r
     return [picked[r] for r in ranks]
 

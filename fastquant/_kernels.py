@@ -78,8 +78,18 @@ def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level):
 def _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level):
     # The parameters have one entry per lane; x.size is a multiple of the lane count. Slicing per block
     # keeps the indexes plain loop counters (x[base + j] needs a negative-index check that defeats
-    # vectorization).
+    # vectorization). Ordinary ranges (every factor 1) read two parameters per element instead of four.
     lanes = lo.size
+    plain = True
+    for j in range(lanes):
+        plain = plain and factor[j] == 1.0
+    if plain:
+        for base in range(0, x.size, lanes):
+            xs = x[base : base + lanes]
+            dest = out[base : base + lanes]
+            for j in range(lanes):
+                dest[j] = _level_plain(np.float64(xs[j]), lo[j], scale[j], nan_level)
+        return
     for base in range(0, x.size, lanes):
         xs = x[base : base + lanes]
         dest = out[base : base + lanes]
@@ -166,13 +176,21 @@ def count_runs(x, start, n_groups, run, thresholds, n_chunks, block):
 
 @serial
 def _count_lanes(x, thresholds, counts):
-    # thresholds/counts: (T, L); x.size is a multiple of L.
-    lanes = thresholds.shape[1]
-    for t in range(thresholds.shape[0]):
-        th = thresholds[t]
-        acc = counts[t]
+    # thresholds/counts: (T, L); x.size is a multiple of L. Two thresholds per sweep share the loads of x.
+    n_thr, lanes = thresholds.shape
+    for t in range(0, n_thr - 1, 2):
+        th0, th1 = thresholds[t], thresholds[t + 1]
+        acc0, acc1 = counts[t], counts[t + 1]
         for base in range(0, x.size, lanes):
             xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
+            for j in range(lanes):
+                v = xs[j]
+                acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
+                acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
+    if n_thr % 2:
+        th, acc = thresholds[n_thr - 1], counts[n_thr - 1]
+        for base in range(0, x.size, lanes):
+            xs = x[base : base + lanes]
             for j in range(lanes):
                 acc[j] = np.int32(acc[j] + np.int32(xs[j] < th[j]))
 

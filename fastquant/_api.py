@@ -82,9 +82,13 @@ def to_uint8(
         Axes over which data-derived limits are computed (None: the whole array). ``axis=(0, 1)`` gives
         per-channel limits for an H×W×C image. Without data-derived limits it changes nothing.
     method : {"approx", "exact"}
-        How percentile limits are computed. "exact" equals :func:`fastquant.reference.to_uint8` bit for bit;
-        "approx" is guaranteed to be within one grey level of it at every pixel (currently it computes exact
-        limits too).
+        How percentile limits are computed. "exact" equals :func:`fastquant.reference.to_uint8` bit for bit.
+        "approx" is within one grey level of it at every pixel, for every input: its limits are the
+        percentiles of a fixed sample of each slice (about 2**18 elements at positions set by the shape; a
+        slice under 2**19 elements is taken whole, so its limits are exact), and the conversion pass proves
+        that each exact limit lies within 0.9 * (hi - lo) / 255 of them; where it cannot, the exact limits
+        are used. The result depends only on the values, dtype and shape (not on memory layout, byte order,
+        thread count or call history).
     nan : int
         Grey level for NaN, and for every element of a slice without finite values when limits are data-derived.
     out : numpy.ndarray, optional
@@ -264,19 +268,22 @@ def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray
 
 
 def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray,
-                    thresholds: np.ndarray | None = None) -> np.ndarray | None:
-    """Convert with finite limits; with `thresholds` (G, 6k), also count x < each in the same pass -> (G, T)."""
+                    windows: np.ndarray | None = None) -> np.ndarray | None:
+    """Convert with finite limits. With `windows` (G, 4 edges), also count in the same pass and return (G, 5):
+    the finite values and the values below each edge, per group."""
     k = _kernels()
     params = [lo, *reference.scale_terms(lo, hi)]
     n_chunks = _n_chunks()
     nan_level = float(nan)
     lanes = _lane_count(layout)
-    counts = None if thresholds is None else np.zeros(thresholds.shape, dtype=np.int64)
+    counts = None if windows is None else np.zeros((layout.groups, 5), dtype=np.int64)
+    if windows is not None:
+        largest = np.finfo(source.dtype).max
     if lanes:
         lane_groups = layout.lane_groups(lanes)
         lane_params = [p[lane_groups] for p in params]
-        if thresholds is not None:
-            lane_thresholds = np.ascontiguousarray(thresholds[lane_groups].T)  # (T, L)
+        if windows is not None:
+            lane_windows = np.ascontiguousarray(windows[lane_groups].T)  # (4, L)
             block = _CONVERT_BLOCK // lanes * lanes
 
     def run(start, chunk, dest):
@@ -284,18 +291,18 @@ def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.
             if lanes:
                 shift = start % lanes
                 rotated = [np.roll(p, -shift) for p in lane_params]
-                if thresholds is None:
+                if windows is None:
                     k.convert_lanes(chunk, dest, *rotated, nan_level, n_chunks)
                     return
-                part = k.convert_count_lanes(chunk, dest, *rotated, nan_level,
-                                             np.ascontiguousarray(np.roll(lane_thresholds, -shift, axis=1)),
+                part = k.convert_count_lanes(chunk, dest, *rotated, nan_level, largest,
+                                             np.ascontiguousarray(np.roll(lane_windows, -shift, axis=1)),
                                              n_chunks, block)
                 np.add.at(counts, np.roll(lane_groups, -shift), part.sum(axis=0).T)
-            elif thresholds is None:
+            elif windows is None:
                 k.convert_runs(chunk, dest, start, layout.groups, layout.run, *params, nan_level, n_chunks)
             else:
                 counts[...] += k.convert_count_runs(chunk, dest, start, layout.groups, layout.run, *params,
-                                                    nan_level, thresholds, n_chunks,
+                                                    nan_level, largest, windows, n_chunks,
                                                     _CONVERT_BLOCK).sum(axis=0)
 
     if source.direct and out.flags.c_contiguous:
@@ -324,7 +331,8 @@ def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, n
     The level functions of the estimated and the exact limits are clamped affine maps of x, so they then
     differ by at most 255 * d / (hi_a - lo_a) < 1 before rounding, hence by at most one level after it.
     The counts prove it: #finite below lo_a - d is at most the lower rank that the interpolation uses, and
-    #finite below (just above) lo_a + d exceeds the upper one, so both neighbours lie in that window.
+    #finite below (just above) lo_a + d exceeds the upper one, so both neighbours lie in that window. The pass
+    counts the finite values (|x| <= largest) and the values below each window edge (-inf included).
     """
     sample = _approx_sample(source.x, layout, source.dtype)
     if sample is None:
@@ -348,22 +356,40 @@ def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, n
         tolerance = _APPROX_TOLERANCE * (hi - lo) / 255
     if not np.isfinite(tolerance).all():
         return False
-    thresholds = np.empty((layout.groups, 6), dtype=dtype)
-    thresholds[:, 0] = np.finfo(dtype).min
-    thresholds[:, 1] = np.inf
+    windows = np.empty((layout.groups, 4), dtype=dtype)
     for i, centre in enumerate((lo, hi)):
-        thresholds[:, 2 + 2 * i] = _at_or_above(centre - tolerance, dtype)
-        thresholds[:, 3 + 2 * i] = np.nextafter(_at_or_below(centre + tolerance, dtype), dtype.type(np.inf))
-    counts = _convert_finite(source, layout, lo, hi, nan, out, thresholds)
-    finite = counts[:, 1] - counts[:, 0]
-    for g in range(layout.groups):
-        if finite[g] == 0:
-            return False
-        prev_rank, next_rank, _ = _interpolation_plan(int(finite[g]), quantiles)
+        windows[:, 2 * i] = _at_or_above(centre - tolerance, dtype)
+        windows[:, 2 * i + 1] = np.nextafter(_at_or_below(centre + tolerance, dtype), dtype.type(np.inf))
+    counts = _convert_finite(source, layout, lo, hi, nan, out, windows)
+    finite = counts[:, 0]
+    if (finite == 0).any():
+        return False
+    # x < edge counts -inf too. #(-inf) lies between 0 and the number of non-finite values: with both bounds
+    # the proof is sound, and exact when all values are finite. If it fails only for that slack, one more
+    # pass counts -inf.
+    non_finite = layout.a * layout.run - finite
+    if _window_proof(counts, np.zeros_like(non_finite), non_finite, quantiles):
+        return True
+    if not non_finite.any():
+        return False
+    lowest = np.full((layout.groups, 6), np.finfo(dtype).min, dtype=dtype)
+    negative_infinite = _count_below(source, layout, lowest)[:, 0]
+    return _window_proof(counts, negative_infinite, negative_infinite, quantiles)
+
+
+def _window_proof(counts: np.ndarray, fewest_minus_inf, most_minus_inf, quantiles: np.ndarray) -> bool:
+    """Whether both order statistics behind each limit lie in its window, given bounds on #(-inf) per group.
+
+    counts: (G, 5) from _convert_finite. #finite below the low edge must be at most the lower rank (so its
+    upper bound, with the fewest -inf, is tested) and #finite below the high edge must exceed the upper rank
+    (its lower bound, with the most -inf).
+    """
+    for g in range(counts.shape[0]):
+        prev_rank, next_rank, _ = _interpolation_plan(int(counts[g, 0]), quantiles)
         for i in range(2):
-            below_window = counts[g, 2 + 2 * i] - counts[g, 0]
-            through_window = counts[g, 3 + 2 * i] - counts[g, 0]
-            if below_window > min(prev_rank[i], next_rank[i]) or through_window <= max(prev_rank[i], next_rank[i]):
+            below = counts[g, 1 + 2 * i] - fewest_minus_inf[g]
+            through = counts[g, 2 + 2 * i] - most_minus_inf[g]
+            if below > min(prev_rank[i], next_rank[i]) or through <= max(prev_rank[i], next_rank[i]):
                 return False
     return True
 
@@ -712,25 +738,30 @@ def _collect_one(source: _Source, layout: _Layout, g: int, low, high, size: int)
 
 
 def _count_below(source: _Source, layout: _Layout, thresholds: np.ndarray) -> np.ndarray:
-    """(G, T) counts of x < thresholds[g, t] over each group (direct source)."""
+    """(G, T) counts of x < thresholds[g, t] over each group (any source: streamed in chunks if need be)."""
     k = _kernels()
     n_chunks = _n_chunks()
-    x = source.x.reshape(-1)
+    n_thr = thresholds.shape[1]
+    result = np.zeros(thresholds.shape, dtype=np.int64)
     lanes = _lane_count(layout) if layout.groups > 1 else 0
-    with k.kernel_lock():
-        if lanes:
-            lane_groups = layout.lane_groups(lanes)
-            per_lane = k.count_lanes(x, np.ascontiguousarray(thresholds[lane_groups].T), n_chunks,
-                                     _COUNT_BLOCK // lanes * lanes).sum(axis=0)  # (T, L)
-            result = np.zeros(thresholds.shape, dtype=np.int64)
-            np.add.at(result, lane_groups, per_lane.T)
-            return result
-        n_thr = thresholds.shape[1]
+    if lanes:
+        lane_groups = layout.lane_groups(lanes)
+        lane_thresholds = np.ascontiguousarray(thresholds[lane_groups].T)  # (T, L)
+    else:
         padded = np.empty((layout.groups, -(-n_thr // 6) * 6), dtype=thresholds.dtype)
         padded[:, :n_thr] = thresholds
         padded[:, n_thr:] = thresholds[:, -1:]
-        counts = k.count_runs(x, 0, layout.groups, layout.run, padded, n_chunks, _COUNT_BLOCK)
-        return counts.sum(axis=0)[:, :n_thr]
+    for start, chunk in source.chunks():
+        with k.kernel_lock():
+            if lanes:
+                shift = start % lanes
+                per_lane = k.count_lanes(chunk, np.ascontiguousarray(np.roll(lane_thresholds, -shift, axis=1)),
+                                         n_chunks, _COUNT_BLOCK // lanes * lanes).sum(axis=0)  # (T, L)
+                np.add.at(result, np.roll(lane_groups, -shift), per_lane.T)
+            else:
+                counts = k.count_runs(chunk, start, layout.groups, layout.run, padded, n_chunks, _COUNT_BLOCK)
+                result += counts.sum(axis=0)[:, :n_thr]
+    return result
 
 
 def _radix(source: _Source, layout: _Layout, quantiles, groups: list[int], counts, stats) -> None:

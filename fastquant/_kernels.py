@@ -223,12 +223,55 @@ def count_lanes(x, thresholds, n_chunks, block):
 # --- conversion fused with counting (approximate limits proved in the same pass) ------------------------------
 
 
+@serial
+def _count_window_run(x, largest, windows, counts):
+    # counts[0] += #{|x| <= largest} (the finite values: one compare, no -inf/inf pair), counts[1 + t] +=
+    # #{x < windows[t]} for the four window edges. int32 sums, truncated so that they stay 8 lanes wide.
+    w0, w1, w2, w3 = windows[0], windows[1], windows[2], windows[3]
+    c0 = c1 = c2 = c3 = c4 = np.int32(0)
+    for i in range(x.size):
+        v = x[i]
+        c0 = np.int32(c0 + np.int32(abs(v) <= largest))
+        c1 = np.int32(c1 + np.int32(v < w0))
+        c2 = np.int32(c2 + np.int32(v < w1))
+        c3 = np.int32(c3 + np.int32(v < w2))
+        c4 = np.int32(c4 + np.int32(v < w3))
+    counts[0] += c0
+    counts[1] += c1
+    counts[2] += c2
+    counts[3] += c3
+    counts[4] += c4
+
+
+@serial
+def _count_window_lanes(x, largest, windows, counts):
+    # _count_window_run per lane: windows (4, L) edges, counts (5, L); x.size is a multiple of L.
+    lanes = windows.shape[1]
+    finite = counts[0]
+    for base in range(0, x.size, lanes):
+        xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
+        for j in range(lanes):
+            finite[j] = np.int32(finite[j] + np.int32(abs(xs[j]) <= largest))
+    for t in range(0, 4, 2):
+        th0, th1 = windows[t], windows[t + 1]
+        acc0, acc1 = counts[1 + t], counts[2 + t]
+        for base in range(0, x.size, lanes):
+            xs = x[base : base + lanes]
+            for j in range(lanes):
+                v = xs[j]
+                acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
+                acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
+
+
 @parallel
-def convert_count_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, thresholds,
+def convert_count_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows,
                        n_chunks, block):
-    """convert_runs and count_runs in one pass: each cache-resident piece is converted, then counted."""
+    """convert_runs fused with window counting: each cache-resident piece is converted, then counted.
+
+    windows[g] holds four edges; returns counts[c, g] = (#finite, #{x < edge} for each edge) over chunk c.
+    """
     n = x.size
-    counts = np.zeros((n_chunks, n_groups, thresholds.shape[1]), dtype=np.int64)
+    counts = np.zeros((n_chunks, n_groups, 5), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         i = begin
@@ -237,32 +280,37 @@ def convert_count_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scal
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run, i + block)
             _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level)
-            _count_run(x[i:stop], thresholds[g], counts[c, g])
+            _count_window_run(x[i:stop], largest, windows[g], counts[c, g])
             i = stop
     return counts
 
 
 @parallel
-def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, thresholds, n_chunks, block):
-    """convert_lanes and count_lanes in one pass (lane parameters and thresholds rotated to x's start)."""
-    n_thr, lanes = thresholds.shape
+def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block):
+    """convert_lanes fused with window counting per lane (parameters and windows (4, L) rotated to x's start).
+
+    Returns counts[c, :, j] = (#finite, #{x < edge} for each edge) of lane j over chunk c.
+    """
+    lanes = windows.shape[1]
     n_full = (x.size // lanes) * lanes
-    counts = np.zeros((n_chunks, n_thr, lanes), dtype=np.int64)
+    counts = np.zeros((n_chunks, 5, lanes), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
-        acc = np.zeros((n_thr, lanes), dtype=np.int32)
+        acc = np.zeros((5, lanes), dtype=np.int32)
         for b in range(begin, end, block):
             e = min(end, b + block)
             _convert_lanes(x[b:e], out[b:e], lo, factor, lo_scaled, scale, nan_level)
-            _count_lanes(x[b:e], thresholds, acc)
+            _count_window_lanes(x[b:e], largest, windows, acc)
             if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or e >= end:
                 counts[c] += acc
                 acc[:] = 0
     for i in range(n_full, x.size):
         j = i - n_full
-        out[i] = _level(np.float64(x[i]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
-        for t in range(n_thr):
-            counts[0, t, j] += x[i] < thresholds[t, j]
+        v = x[i]
+        out[i] = _level(np.float64(v), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
+        counts[0, 0, j] += abs(v) <= largest
+        for t in range(4):
+            counts[0, 1 + t, j] += v < windows[t, j]
     return counts
 
 

@@ -280,6 +280,29 @@ def test_exact_when_collection_regions_overflow(monkeypatch, sampling_sizes):
     assert collected_again
 
 
+@pytest.mark.parametrize("layout", ["global", "hwc"])
+def test_approx_proved_with_non_finite_values(layout, monkeypatch, sampling_sizes):
+    """NaN and +-inf make the window counts ambiguous (-inf lies below every edge); the proof still holds
+    (after counting -inf) and the result stays within one level of the exact one."""
+    rng = np.random.default_rng(11)
+    shape = (1000, 700) if layout == "global" else (1000, 700, 3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    flat = x.reshape(-1)
+    picks = rng.permutation(flat.size)
+    flat[picks[: flat.size // 20]] = np.nan
+    flat[picks[flat.size // 20 : flat.size // 20 * 2]] = -np.inf
+    flat[picks[flat.size // 20 * 2 : flat.size // 20 * 3]] = np.inf
+    results = []
+    original = fastquant._api._approx_convert
+    monkeypatch.setattr(fastquant._api, "_approx_convert", lambda *a: results.append(original(*a)) or results[-1])
+    axis = None if layout == "global" else (0, 1)
+    approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, nan=7)
+    exact = reference.to_uint8(x, percentiles=(5, 95), axis=axis, nan=7)
+    assert_within_one(approx, exact, f"non-finite {layout}")
+    assert (approx != exact).any()  # the sample's limits were used
+    assert results == [True]
+
+
 def test_approx_unproved_limits_fall_back_to_exact(monkeypatch, sampling_sizes):
     """With no tolerance the proof fails on continuous data; the result is then the exact conversion."""
     results = []

@@ -39,6 +39,7 @@ _STREAM_CHUNK = 1 << 20
 _SAMPLE_STRIDE = 256  # one element in this many is sampled to propose brackets
 _MIN_SAMPLE = 1 << 14  # groups smaller than this many sampled elements skip the bracket step
 _APPROX_SAMPLE = 1 << 18  # sampled elements per group that propose approximate limits
+_APPROX_MIN_STRIDE = 16  # at most this share of the data is sampled (smaller groups: exact limits)
 _APPROX_TOLERANCE = 0.9  # proved limit error, in grey levels of the proposed range (must stay below 1)
 _MAX_CANDIDATES = 1 << 23  # bracket members collected at most (32 MiB of float32)
 _MAX_LANES = 64  # repeating group patterns up to this period use the per-lane kernels
@@ -83,11 +84,11 @@ def to_uint8(
         per-channel limits for an H×W×C image. Without data-derived limits it changes nothing.
     method : {"approx", "exact"}
         How percentile limits are computed. "exact" equals :func:`fastquant.reference.to_uint8` bit for bit.
-        "approx" is within one grey level of it at every pixel, for every input: its limits are the
-        percentiles of a fixed sample of each slice (about 2**18 elements at positions set by the shape; a
-        slice under 2**19 elements is taken whole, so its limits are exact), and the conversion pass proves
-        that each exact limit lies within 0.9 * (hi - lo) / 255 of them; where it cannot, the exact limits
-        are used. The result depends only on the values, dtype and shape (not on memory layout, byte order,
+        "approx" is within one grey level of it at every pixel, for every input: for slices of at least
+        2**22 elements its limits are the percentiles of a fixed sample of each slice (2**18 or more
+        elements at positions set by the shape), and the conversion pass proves that each exact limit lies
+        within 0.9 * (hi - lo) / 255 of them; where it cannot, and for smaller slices, the exact limits are
+        used. The result depends only on the values, dtype and shape (not on memory layout, byte order,
         thread count or call history).
     nan : int
         Grey level for NaN, and for every element of a slice without finite values when limits are data-derived.
@@ -407,15 +408,16 @@ def _at_or_below(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _approx_sample(x: np.ndarray, layout: _Layout, dtype: np.dtype) -> np.ndarray | None:
-    """About _APPROX_SAMPLE elements of every group at fixed logical positions, as `dtype`: (G, m).
+    """About _APPROX_SAMPLE elements of every group at fixed logical positions, as `dtype`: (G, m); None
+    for groups under _APPROX_MIN_STRIDE * _APPROX_SAMPLE elements.
 
     The positions depend only on the shape, so every memory layout and dtype of the same values gives the
     same sample (and the same approximate result).
     """
     per_group = layout.a * layout.run
-    if per_group < 2:
+    stride = min(_SAMPLE_STRIDE, per_group // _APPROX_SAMPLE)
+    if stride < _APPROX_MIN_STRIDE:  # the sample would be a sizeable copy of the data: use exact limits
         return None
-    stride = max(1, min(_SAMPLE_STRIDE, per_group // _APPROX_SAMPLE))
     step_b = min(layout.run, stride)
     step_a = max(1, stride // step_b)
     if x.flags.c_contiguous:

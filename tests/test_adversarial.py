@@ -8,10 +8,11 @@ stride, image columns that a row-major sample of an H x W x 3 image keeps hittin
 tails, mostly-NaN data.
 
 Sizes. ``fastquant._api`` samples one element in ``_SAMPLE_STRIDE`` once a group has at least
-``_SAMPLE_STRIDE * _MIN_SAMPLE`` elements (4 Mi with the defaults). Most tests lower ``_MIN_SAMPLE`` so that
-the sampling path runs on ~0.3-1 M elements per group and the suite stays fast; ``test_sampling_path_runs``
-checks that it really does, and the ``*_default_thresholds`` tests repeat the worst inputs at the
-untouched thresholds.
+``_SAMPLE_STRIDE * _MIN_SAMPLE`` elements (4 Mi with the defaults); ``method="approx"`` samples about
+``_APPROX_SAMPLE`` elements of groups of at least ``_APPROX_MIN_STRIDE`` times that (4 Mi). Most tests lower
+these knobs so that the sampling paths run on ~0.3-1 M elements per group and the suite stays fast;
+``test_sampling_path_runs`` checks that they really do, and the ``*_default_thresholds`` tests repeat the worst
+inputs at the untouched thresholds.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ HW = (512, 512)  # per channel: 262 144 elements per group
 PERCENTILE_PAIRS = [(5, 95), (0, 100), (1, 99), (0.1, 99.9), (50, 50), (2.5, 97.5)]
 Q = [0, 0.1, 1, 2.5, 5, 25, 50, 75, 95, 97.5, 99, 99.9, 100]
 LOWERED_MIN_SAMPLE = 1024
+LOWERED_APPROX_SAMPLE = 1 << 17
 
 
 @pytest.fixture
@@ -40,6 +42,8 @@ def sampling_sizes(monkeypatch, numba_path):
     """Numba path, with sampling from 256 Ki elements per group (fails loudly if the knobs move)."""
     stride = fastquant._api._SAMPLE_STRIDE
     monkeypatch.setattr(fastquant._api, "_MIN_SAMPLE", LOWERED_MIN_SAMPLE)
+    monkeypatch.setattr(fastquant._api, "_APPROX_SAMPLE", LOWERED_APPROX_SAMPLE)
+    monkeypatch.setattr(fastquant._api, "_APPROX_MIN_STRIDE", 2)
     assert stride * LOWERED_MIN_SAMPLE <= HW[0] * HW[1] <= N
 
 
@@ -317,7 +321,7 @@ def test_approx_unproved_limits_fall_back_to_exact(monkeypatch, sampling_sizes):
 
 def test_approx_proved_limits_differ_from_exact_within_one(sampling_sizes):
     """When the proof holds, the approximate limits are the sample's: some levels differ, none by more than 1."""
-    x = np.random.default_rng(7).standard_normal((1000, 700, 3)).astype(np.float32)  # sampled 1 in 2
+    x = np.random.default_rng(7).standard_normal((1000, 700, 3)).astype(np.float32)  # sampled 1 in 5
     approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=(0, 1), method="approx")
     exact = fastquant.to_uint8(x, percentiles=(5, 95), axis=(0, 1), method="exact")
     assert_within_one(approx, exact, "proved approx")

@@ -426,7 +426,7 @@ def _approx_sample(x: np.ndarray, layout: _Layout, dtype: np.dtype) -> np.ndarra
         a, g, b = np.meshgrid(np.arange(0, layout.a, step_a), np.arange(layout.groups),
                               np.arange(0, layout.run, step_b), indexing="ij", sparse=True)
         picked = x[np.unravel_index((a * layout.groups + g) * layout.run + b, x.shape)]
-    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1).astype(dtype)
+    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1).astype(dtype, copy=False)
 
 
 def _lane_count(layout: _Layout) -> int:

@@ -273,6 +273,7 @@ def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.
     """Convert with finite limits. With `windows` (G, 4 edges), also count in the same pass and return (G, 5):
     the finite values and the values below each edge, per group."""
     k = _kernels()
+    hi = np.where(hi == lo, lo, hi)  # equal limits (0.0 and -0.0 too) -> scale +inf, never -inf (kernels' rule)
     params = [lo, *reference.scale_terms(lo, hi)]
     n_chunks = _n_chunks()
     nan_level = float(nan)

@@ -40,7 +40,7 @@ def _chunk_bounds(n, n_chunks, c, align):
 def _level(v, lo, factor, lo_scaled, scale, nan_level):
     # Equals the spec's three-way rule: for lo < v < hi, t is the spec's value (in [0, 255] up to an ulp), and
     # for v >= hi it is within an ulp of 255 or above (the arithmetic is monotone in v), so capping at 255 and
-    # forcing 0 at v <= lo (which also covers lo == hi, where the scale is inf) give the spec's levels. The
+    # forcing 0 at v <= lo (also lo == hi, where the caller makes the scale +inf) give the spec's levels. The
     # float -> uint8 cast then only ever sees values in [0, 255]. Selects rather than branches keep the loop
     # vectorized; the NaN test is on v (testing the result defeats vectorization). factor is 1 except for
     # extreme ranges (see reference.scale_terms).
@@ -52,13 +52,20 @@ def _level(v, lo, factor, lo_scaled, scale, nan_level):
 
 
 @inline
-def _level_plain(v, lo, scale, nan_level):
-    # _level with factor == 1 (every ordinary range): one multiplication fewer per element.
+def _level_clamped(v, lo, scale):
+    # _level for an ordinary range (factor 1, lo < hi: scale finite and > 0) and nan_level 0: clamping
+    # (v - lo) * scale to [0, 255] gives the spec's levels (v <= lo gives t <= 0, v >= hi gives t >= 255 up
+    # to an ulp), and a NaN t (only from NaN v) fails both comparisons, so max(0.0, t) makes it 0. No NaN
+    # select: about 20 % faster than _level.
     t = (v - lo) * scale
-    t = 255.0 if t > 255.0 else t
-    t = 0.0 if v <= lo else t
-    t = nan_level if v != v else t
-    return np.uint8(np.rint(t))
+    return np.uint8(np.rint(min(255.0, max(0.0, t))))
+
+
+@inline
+def _level_clamped_nan(v, lo, scale, nan_level):
+    # _level_clamped with a NaN level other than 0, tested on t (NaN exactly where v is).
+    t = (v - lo) * scale
+    return np.uint8(np.rint(min(255.0, max(0.0, t)))) if t == t else np.uint8(nan_level)
 
 
 # --- conversion ------------------------------------------------------------------------------------------------
@@ -66,29 +73,47 @@ def _level_plain(v, lo, scale, nan_level):
 
 @serial
 def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level):
-    if factor == 1.0:
+    if factor == 1.0 and 0.0 < scale < np.inf and nan_level == 0.0:
         for i in range(x.size):
-            out[i] = _level_plain(np.float64(x[i]), lo, scale, nan_level)
+            out[i] = _level_clamped(np.float64(x[i]), lo, scale)
+    elif factor == 1.0 and 0.0 < scale < np.inf:
+        for i in range(x.size):
+            out[i] = _level_clamped_nan(np.float64(x[i]), lo, scale, nan_level)
     else:
         for i in range(x.size):
             out[i] = _level(np.float64(x[i]), lo, factor, lo_scaled, scale, nan_level)
 
 
 @serial
-def _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level):
+def _ordinary(factor, scale):
+    """Whether every lane has an ordinary range: factor 1 and lo < hi (finite positive scale; lo == hi gives
+    +-inf, -inf when hi - lo is -0.0)."""
+    for j in range(factor.size):
+        if factor[j] != 1.0 or not 0.0 < scale[j] < np.inf:
+            return False
+    return True
+
+
+@serial
+def _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary):
     # The parameters have one entry per lane; x.size is a multiple of the lane count. Slicing per block
     # keeps the indexes plain loop counters (x[base + j] needs a negative-index check that defeats
-    # vectorization). Ordinary ranges (every factor 1) read two parameters per element instead of four.
+    # vectorization). Ordinary ranges (see _ordinary) read two parameters per element instead of four and
+    # use the clamped level.
     lanes = lo.size
-    plain = True
-    for j in range(lanes):
-        plain = plain and factor[j] == 1.0
-    if plain:
+    if ordinary and nan_level == 0.0:
         for base in range(0, x.size, lanes):
             xs = x[base : base + lanes]
             dest = out[base : base + lanes]
             for j in range(lanes):
-                dest[j] = _level_plain(np.float64(xs[j]), lo[j], scale[j], nan_level)
+                dest[j] = _level_clamped(np.float64(xs[j]), lo[j], scale[j])
+        return
+    if ordinary:
+        for base in range(0, x.size, lanes):
+            xs = x[base : base + lanes]
+            dest = out[base : base + lanes]
+            for j in range(lanes):
+                dest[j] = _level_clamped_nan(np.float64(xs[j]), lo[j], scale[j], nan_level)
         return
     for base in range(0, x.size, lanes):
         xs = x[base : base + lanes]
@@ -120,9 +145,10 @@ def convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, n_chunks):
     """
     lanes = lo.size
     n_full = (x.size // lanes) * lanes
+    ordinary = _ordinary(factor, scale)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
-        _convert_lanes(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level)
+        _convert_lanes(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level, ordinary)
     for i in range(n_full, x.size):
         j = i - n_full
         out[i] = _level(np.float64(x[i]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
@@ -293,13 +319,14 @@ def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest
     """
     lanes = windows.shape[1]
     n_full = (x.size // lanes) * lanes
+    ordinary = _ordinary(factor, scale)
     counts = np.zeros((n_chunks, 5, lanes), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
         acc = np.zeros((5, lanes), dtype=np.int32)
         for b in range(begin, end, block):
             e = min(end, b + block)
-            _convert_lanes(x[b:e], out[b:e], lo, factor, lo_scaled, scale, nan_level)
+            _convert_lanes(x[b:e], out[b:e], lo, factor, lo_scaled, scale, nan_level, ordinary)
             _count_window_lanes(x[b:e], largest, windows, acc)
             if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or e >= end:
                 counts[c] += acc

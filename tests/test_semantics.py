@@ -142,6 +142,16 @@ def test_equal_limits(impl):
     np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.5, vmax=0.5, method="exact", nan=3), [0, 0, 255, 0, 255, 3])
 
 
+@pytest.mark.parametrize("nan", [0, 3])
+def test_equal_limits_of_opposite_zero_signs(impl, nan):
+    # vmin = 0.0, vmax = -0.0: equal limits whose difference is -0.0 (255 / -0.0 = -inf)
+    x = np.array([-0.0, 0.0, 1e-300, -1e-300, 2.0, -2.0, NAN, INF, -INF])
+    expected = [0, 0, 255, 0, 255, 0, nan, 255, 0]
+    np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.0, vmax=-0.0, nan=nan), expected)
+    np.testing.assert_array_equal(impl.to_uint8(x.astype(np.float32), vmin=-0.0, vmax=0.0, nan=nan),
+                                  [0, 0, 0, 0, 255, 0, nan, 255, 0])  # 1e-300 is 0.0 in float32
+
+
 @pytest.mark.parametrize("method", ["approx", "exact"])
 def test_constant_map_is_zero(impl, method):
     x = np.full((5, 7), 0.25, dtype=np.float32)

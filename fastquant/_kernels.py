@@ -18,7 +18,10 @@ and results that do not depend on the thread count.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ._jit import inline, kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
 
@@ -51,14 +54,28 @@ def _level(v, lo, factor, lo_scaled, scale, nan_level):
     return np.uint8(np.rint(t))
 
 
+@intrinsic
+def _maxnum(typingctx, a, b):
+    # IEEE maxNum (llvm.maxnum): the larger of a and b, and b when a is NaN. With a constant b it compiles to
+    # one maxpd; Python's max(b, a), which must return b for NaN too, compiles to a compare and a mask.
+    def codegen(context, builder, sig, args):
+        double = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(double, [double, double]),
+                                            "llvm.maxnum.f64")
+        return builder.call(fn, args)
+
+    return types.float64(types.float64, types.float64), codegen
+
+
 @inline
 def _level_clamped(v, lo, scale):
     # _level for an ordinary range (factor 1, lo < hi: scale finite and > 0) and nan_level 0: clamping
     # (v - lo) * scale to [0, 255] gives the spec's levels (v <= lo gives t <= 0, v >= hi gives t >= 255 up
-    # to an ulp), and a NaN t (only from NaN v) fails both comparisons, so max(0.0, t) makes it 0. No NaN
-    # select: about 20 % faster than _level.
-    t = (v - lo) * scale
-    return np.uint8(np.rint(min(255.0, max(0.0, t))))
+    # to an ulp), and a NaN t (only from NaN v) becomes 0 in the lower clamp. One maxpd and one minpd per
+    # four elements: about 10 % less compute than _level, and the float -> uint8 cast sees [0, 255] only.
+    t = _maxnum((v - lo) * scale, 0.0)
+    t = 255.0 if 255.0 < t else t
+    return np.uint8(np.rint(t))
 
 
 @inline

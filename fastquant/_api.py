@@ -1,7 +1,8 @@
 """Fast public API: validation, path choice, layout handling and the algorithms that drive the kernels.
 
-Path choice depends on the input's size only: below ``NUMBA_MIN_SIZE`` elements the NumPy reference does the work
-(so a small one-shot conversion never imports numba), above it the Numba kernels of :mod:`fastquant._kernels`.
+Path choice depends on the input's size only: below ``NUMBA_MIN_SIZE`` elements NumPy does the work (the
+reference's limits, and its per-element rule in fewer passes: ``_quantize_numpy``), so a small one-shot
+conversion never imports numba; above it the Numba kernels of :mod:`fastquant._kernels`.
 
 Layout. Limits are computed per *group*: the index over the kept (non-reduced) axes. When the kept axes are adjacent,
 the array is, in C order, an ``(A, G, B)`` array and element ``i`` belongs to group ``(i // B) % G``; that is all a
@@ -106,14 +107,13 @@ def to_uint8(
     else ``rint((x - lo) * (255 / (hi - lo)))`` (round half to even). A constant map becomes 0.
     """
     x = _checks.real_array(x)
-    if not _use_numba(x):
-        return reference.to_uint8(x, vmin, vmax, percentiles=percentiles, axis=axis, method=method,
-                                  nan=nan, out=out)
     vmin, vmax, percentiles = _checks.check_limits(vmin, vmax, percentiles)
     _checks.check_method(method)
     nan = _checks.check_nan(nan)
     axes = _checks.normalize_axis(axis, x.ndim)
     _checks.check_out(out, x.shape)
+    if not _use_numba(x):
+        return _quantize_numpy(x, *reference.limits(x, vmin, vmax, percentiles, axes), nan, out)
 
     data_derived = percentiles is not None or (vmin is None) != (vmax is None)
     layout = _Layout.of(x.shape, axes if data_derived else tuple(range(x.ndim)))
@@ -252,6 +252,34 @@ def _n_chunks() -> int:
 
 
 # --- conversion -----------------------------------------------------------------------------------------------
+
+
+def _quantize_numpy(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int, out: np.ndarray | None):
+    """Small inputs: reference.quantize in fewer NumPy passes where the limits are ordinary (equal bit for bit).
+
+    Ordinary: lo < hi with hi - lo finite and 255 / (hi - lo) a normal float64 (reference.scale_terms' factor
+    1), so t = (x - lo) * (255 / (hi - lo)) is the reference's arithmetic. Rounding t and then clipping it
+    to [0, 255] gives the reference's three-way rule: x <= lo gives t <= 0, and x >= hi gives t >= 255 up to
+    an ulp. t is NaN exactly where x is. Other limits (equal, extreme, undefined) take the reference's rule.
+    """
+    with np.errstate(all="ignore"):
+        span = hi - lo
+        ordinary = bool(np.all(np.isfinite(span) & (span >= 2.0**-1013)))
+        if ordinary:
+            t = x.astype(np.float64, order="C")
+            np.subtract(t, lo, out=t)
+            np.multiply(t, 255.0 / span, out=t)
+    if ordinary:
+        np.rint(t, out=t)
+        np.clip(t, 0.0, 255.0, out=t)
+        np.copyto(t, float(nan), where=np.isnan(t))
+        levels = t.astype(np.uint8)
+    else:
+        levels = reference.quantize(x, lo, hi, nan)
+    if out is None:
+        return levels
+    out[...] = levels
+    return out
 
 
 def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray) -> None:

@@ -122,15 +122,19 @@ def to_uint8(
     axes = _checks.normalize_axis(axis, x.ndim)
     out = _checks.check_out(out, x.shape)
 
-    lo, hi = limits(x, vmin, vmax, percentiles, axes)
+    levels = quantize(x, *limits(x, vmin, vmax, percentiles, axes), nan)
+    if out is None:
+        return levels
+    out[...] = levels
+    return out
+
+
+def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int) -> np.ndarray:
+    """The per-element rule: C-contiguous uint8 levels of `x` for limits `lo <= hi` (broadcastable to x)."""
     values = x.astype(np.float64)
     with np.errstate(all="ignore"):
         factor, lo_scaled, scale = scale_terms(lo, hi)
         scaled = np.rint((values * factor - lo_scaled) * scale)
     levels = np.where(values <= lo, 0.0, np.where(values >= hi, 255.0, scaled))
     levels = np.where(np.isnan(values) | np.isnan(lo) | np.isnan(hi), nan, levels)
-    result = levels.astype(np.uint8, order="C")
-    if out is None:
-        return result
-    out[...] = result
-    return out
+    return levels.astype(np.uint8, order="C")

@@ -26,6 +26,8 @@ from numba.extending import intrinsic
 from ._jit import inline, kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
 
 _FLUSH_BLOCKS = 1 << 12  # blocks between flushes of int32 accumulators (block <= 2**16 elements)
+_PREFETCH_AHEAD = 8192  # bytes between the data being converted and the data being prefetched
+_PREFETCH_BLOCK = 256  # elements converted after each group of prefetches (16 cache lines of float32)
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -88,8 +90,42 @@ def _level_clamped_nan(v, lo, scale, nan_level):
 # --- conversion ------------------------------------------------------------------------------------------------
 
 
+@intrinsic
+def _prefetch(typingctx, arr, index):
+    # llvm.prefetch (read, high locality, data cache) of the cache line that holds arr[index].
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, index), codegen
+
+
+@inline
+def _prefetch_ahead(x, begin, end):
+    # Prefetch x[begin:end] shifted _PREFETCH_AHEAD bytes ahead. The hardware prefetcher alone leaves the
+    # conversion ~10-15 % behind the floor kernel at full memory bandwidth; these explicit prefetches, a few
+    # cache lines per block, close most of that gap.
+    ahead = _PREFETCH_AHEAD // x.itemsize
+    for j in range(begin + ahead, min(x.size, end + ahead), 64 // x.itemsize):
+        _prefetch(x, j)
+
+
 @serial
 def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level):
+    for begin in range(0, x.size, _PREFETCH_BLOCK):
+        end = min(x.size, begin + _PREFETCH_BLOCK)
+        _prefetch_ahead(x, begin, end)
+        _convert_block(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level)
+
+
+@inline
+def _convert_block(x, out, lo, factor, lo_scaled, scale, nan_level):
     if factor == 1.0 and 0.0 < scale < np.inf and nan_level == 0.0:
         for i in range(x.size):
             out[i] = _level_clamped(np.float64(x[i]), lo, scale)

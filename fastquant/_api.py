@@ -447,15 +447,7 @@ def _approx_sample(x: np.ndarray, layout: _Layout, dtype: np.dtype) -> np.ndarra
     stride = min(_SAMPLE_STRIDE, per_group // _APPROX_SAMPLE)
     if stride < _APPROX_MIN_STRIDE:  # the sample would be a sizeable copy of the data: use exact limits
         return None
-    step_b = min(layout.run, stride)
-    step_a = max(1, stride // step_b)
-    if x.flags.c_contiguous:
-        picked = x.reshape(layout.a, layout.groups, layout.run)[::step_a, :, ::step_b]
-    else:
-        a, g, b = np.meshgrid(np.arange(0, layout.a, step_a), np.arange(layout.groups),
-                              np.arange(0, layout.run, step_b), indexing="ij", sparse=True)
-        picked = x[np.unravel_index((a * layout.groups + g) * layout.run + b, x.shape)]
-    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1).astype(dtype, copy=False)
+    return _strided_sample(x, layout, stride, dtype)
 
 
 def _lane_count(layout: _Layout) -> int:
@@ -560,14 +552,31 @@ def _sorted(source: _Source, layout: _Layout, quantiles: np.ndarray):
 
 def _sample(source: _Source, layout: _Layout) -> np.ndarray | None:
     """A strided sample of every group, shape (G, m), or None when the groups are too small to bother."""
-    per_group = layout.a * layout.run
-    if per_group // _SAMPLE_STRIDE < _MIN_SAMPLE:
+    if layout.a * layout.run // _SAMPLE_STRIDE < _MIN_SAMPLE:
         return None
-    cube = source.x.reshape(layout.a, layout.groups, layout.run)
-    step_b = min(layout.run, _SAMPLE_STRIDE)
-    step_a = max(1, _SAMPLE_STRIDE // step_b)
-    picked = cube[::step_a, :, ::step_b]
-    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1)
+    return _strided_sample(source.x, layout, _SAMPLE_STRIDE, source.dtype)
+
+
+def _strided_sample(x: np.ndarray, layout: _Layout, stride: int, dtype: np.dtype) -> np.ndarray:
+    """Every group's elements at logical positions (a, b) = (i * step_a, j * step_b) with step_a * step_b
+    about `stride`, as `dtype`: (G, m). The positions depend only on the shape (not on layout or dtype)."""
+    step_b = min(layout.run, stride)
+    step_a = max(1, stride // step_b)
+    if x.flags.c_contiguous and x.dtype == dtype:  # == is False for swapped byte order
+        # One element per cache line or page: a parallel kernel keeps more of these misses in flight.
+        k = _kernels()
+        with k.kernel_lock():
+            return k.strided_sample(x.reshape(-1), layout.a, layout.groups, layout.run, step_a, step_b,
+                                    _n_chunks())
+    if x.flags.c_contiguous:
+        picked = x.reshape(layout.a, layout.groups, layout.run)[::step_a, :, ::step_b]
+    else:
+        a, g, b = np.meshgrid(np.arange(0, layout.a, step_a), np.arange(layout.groups),
+                              np.arange(0, layout.run, step_b), indexing="ij", sparse=True)
+        flat = (a * layout.groups + g) * layout.run + b
+        # Unravelled as 1-D: NumPy 2.4 mis-unravels (n, g, 1) index arrays past 8192 elements (numpy#31980).
+        picked = x[np.unravel_index(flat.reshape(-1), x.shape)].reshape(flat.shape)
+    return np.moveaxis(picked, 1, 0).reshape(layout.groups, -1).astype(dtype, copy=False)
 
 
 def _bracketed(source: _Source, layout: _Layout, quantiles: np.ndarray):

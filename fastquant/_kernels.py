@@ -534,28 +534,18 @@ def _sweep_run(x, thresholds, t, counts, member, first):
     t0, t1, t2 = thresholds[t], thresholds[t + 1], thresholds[t + 2]
     t3, t4, t5 = thresholds[t + 3], thresholds[t + 4], thresholds[t + 5]
     c0 = c1 = c2 = c3 = c4 = c5 = np.int32(0)
-    if first:
-        for i in range(x.size):
-            v = x[i]
-            b0, b1, b2, b3, b4, b5 = v < t0, v < t1, v < t2, v < t3, v < t4, v < t5
-            c0 = np.int32(c0 + np.int32(b0))
-            c1 = np.int32(c1 + np.int32(b1))
-            c2 = np.int32(c2 + np.int32(b2))
-            c3 = np.int32(c3 + np.int32(b3))
-            c4 = np.int32(c4 + np.int32(b4))
-            c5 = np.int32(c5 + np.int32(b5))
-            member[i] = np.uint8((b3 & ~b2) | (b5 & ~b4))
-    else:
-        for i in range(x.size):
-            v = x[i]
-            b0, b1, b2, b3, b4, b5 = v < t0, v < t1, v < t2, v < t3, v < t4, v < t5
-            c0 = np.int32(c0 + np.int32(b0))
-            c1 = np.int32(c1 + np.int32(b1))
-            c2 = np.int32(c2 + np.int32(b2))
-            c3 = np.int32(c3 + np.int32(b3))
-            c4 = np.int32(c4 + np.int32(b4))
-            c5 = np.int32(c5 + np.int32(b5))
-            member[i] |= np.uint8((b1 & ~b0) | (b3 & ~b2) | (b5 & ~b4))
+    # The first sweep starts the flags and leaves pair 0 out; later sweeps add to them.
+    kept = np.uint8(0) if first else np.uint8(1)
+    for i in range(x.size):
+        v = x[i]
+        b0, b1, b2, b3, b4, b5 = v < t0, v < t1, v < t2, v < t3, v < t4, v < t5
+        c0 = np.int32(c0 + np.int32(b0))
+        c1 = np.int32(c1 + np.int32(b1))
+        c2 = np.int32(c2 + np.int32(b2))
+        c3 = np.int32(c3 + np.int32(b3))
+        c4 = np.int32(c4 + np.int32(b4))
+        c5 = np.int32(c5 + np.int32(b5))
+        member[i] = (member[i] & kept) | np.uint8(((b1 & ~b0) & kept) | (b3 & ~b2) | (b5 & ~b4))
     counts[t] += c0
     counts[t + 1] += c1
     counts[t + 2] += c2

@@ -286,7 +286,7 @@ def _percentile_numpy(x: np.ndarray, q: np.ndarray, axes: tuple[int, ...]) -> np
 
 
 def _quantize_numpy(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int, out: np.ndarray | None):
-    """Small inputs: reference.quantize in fewer NumPy passes where the limits are ordinary (equal bit for bit).
+    """reference.quantize in fewer NumPy passes where the limits are ordinary (equal bit for bit).
 
     Ordinary: lo < hi with hi - lo finite and 255 / (hi - lo) a normal float64 (reference.scale_terms' factor
     1), so t = (x - lo) * (255 / (hi - lo)) is the reference's arithmetic. Rounding t and then clipping it

@@ -276,11 +276,7 @@ def _percentile_numpy(x: np.ndarray, q: np.ndarray, axes: tuple[int, ...]) -> np
     for i, row in enumerate(rows):
         finite = row[np.isfinite(row)]  # a copy: _select reorders it
         if finite.size:
-            prev_rank, next_rank, gamma = _interpolation_plan(finite.size, quantiles)
-            ranks = _needed_ranks(finite.size, quantiles)
-            at = dict(zip(ranks, _select(finite, ranks), strict=True))
-            result[i] = _lerp(np.array([at[r] for r in prev_rank], dtype=values.dtype),
-                              np.array([at[r] for r in next_rank], dtype=values.dtype), gamma)
+            result[i] = _selected_percentiles(finite, quantiles, values.dtype)
     result += 0.0  # +0.0 for a zero, as the reference
     return np.moveaxis(result, 0, -1).reshape(q.shape + kept_shape)
 
@@ -407,11 +403,7 @@ def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, n
             return False
         # The sample's own percentiles, computed as the exact path computes them: where the sample is the whole
         # group (small groups), the estimates are the exact limits and so is the result.
-        prev_rank, next_rank, gamma = _interpolation_plan(finite.size, quantiles)
-        picked = _select(finite, prev_rank.tolist() + next_rank.tolist())
-        prev = np.array(picked[:2], dtype=source.stats_dtype)
-        nxt = np.array(picked[2:], dtype=source.stats_dtype)
-        estimates[:, g] = _lerp(prev, nxt, gamma)
+        estimates[:, g] = _selected_percentiles(finite, quantiles, source.stats_dtype)
     lo, hi = estimates[0], np.maximum(estimates[0], estimates[1])
     with np.errstate(all="ignore"):
         tolerance = _APPROX_TOLERANCE * (hi - lo) / 255
@@ -514,12 +506,24 @@ def _percentiles(source: _Source, layout: _Layout, q: np.ndarray):
     result = np.full((q.size, layout.groups), np.nan)
     for g in range(layout.groups):
         if counts[g]:
-            prev_rank, next_rank, gamma = _interpolation_plan(counts[g], quantiles)
-            prev = np.array([stats[g][r] for r in prev_rank], dtype=source.stats_dtype)
-            nxt = np.array([stats[g][r] for r in next_rank], dtype=source.stats_dtype)
-            result[:, g] = _lerp(prev, nxt, gamma)
+            result[:, g] = _interpolate(int(counts[g]), quantiles, stats[g], source.stats_dtype)
     result += 0.0  # +0.0 for a zero, as the reference
     return list(result)
+
+
+def _interpolate(n: int, quantiles: np.ndarray, order_statistics: dict, dtype: np.dtype) -> np.ndarray:
+    """NumPy's "linear" percentiles of n values from their order statistics (rank -> value for every rank of
+    _needed_ranks), interpolated in `dtype` as NumPy does."""
+    prev_rank, next_rank, gamma = _interpolation_plan(n, quantiles)
+    prev = np.array([order_statistics[r] for r in prev_rank], dtype=dtype)
+    nxt = np.array([order_statistics[r] for r in next_rank], dtype=dtype)
+    return _lerp(prev, nxt, gamma)
+
+
+def _selected_percentiles(finite: np.ndarray, quantiles: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Percentiles of a non-empty 1-D array of finite values, by single-rank selections (reorders it)."""
+    ranks = _needed_ranks(finite.size, quantiles)
+    return _interpolate(finite.size, quantiles, dict(zip(ranks, _select(finite, ranks), strict=True)), dtype)
 
 
 def _interpolation_plan(n: int, quantiles: np.ndarray):

@@ -161,9 +161,7 @@ def alternated(
     return best
 
 
-def process_medians(
-    commands: dict[str, list[str]], runs: int, *, cwd: str, env: dict[str, str]
-) -> dict[str, float]:
+def process_medians(commands: dict[str, list[str]], runs: int, *, cwd: str, env: dict[str, str]) -> dict[str, float]:
     """Median wall time of alternated fresh processes per command (two untimed warm-ups each)."""
 
     def run(cmd: list[str]) -> float:
@@ -246,10 +244,7 @@ def machine_description(fq) -> list[str]:
             layer = numba.threading_layer()
         except ValueError:
             layer = "not initialised"
-        versions.append(
-            f"numba {numba.__version__} (threading layer {layer}, "
-            f"{numba.get_num_threads()} threads)"
-        )
+        versions.append(f"numba {numba.__version__} (threading layer {layer}, {numba.get_num_threads()} threads)")
     for name in ("PIL", "fastpercentile"):
         try:
             mod = __import__(name)
@@ -438,9 +433,7 @@ class Bench:
         eq_fp = same(got, theirs) and same(got3, theirs3)
         equality = [f"== fastpercentile: {'yes' if eq_fp else 'no'}"]
         if not eq_fp:
-            equality[0] += (
-                f" (max |diff| {max(max_diff(got, theirs), max_diff(got3, theirs3)):.1e})"
-            )
+            equality[0] += f" (max |diff| {max(max_diff(got, theirs), max_diff(got3, theirs3)):.1e})"
         eq_np = None
         if self.cfg.check_numpy:
             qs = np.asarray(Q, dtype=np.float64)
@@ -455,9 +448,7 @@ class Bench:
                 f"{'yes' if fp_np else 'no'} (max |diff| "
                 f"{max(max_diff(theirs, ref), max_diff(theirs3, ref3)):.1e})"
             )
-        row.measured = f"global {s_global:.1f}×, per-channel {s_channel:.1f}× faster; " + ", ".join(
-            equality
-        )
+        row.measured = f"global {s_global:.1f}×, per-channel {s_channel:.1f}× faster; " + ", ".join(equality)
         # "Same values": fastquant's exact answer is defined as NumPy's; fastpercentile may differ
         # from NumPy by an ulp in the interpolation, which is its rounding, not a fastquant miss.
         row.ok = s_global >= 3 and s_channel >= 3 and (eq_np if eq_np is not None else eq_fp)
@@ -490,9 +481,7 @@ class Bench:
             self.cfg.rounds,
         )
         speedup = vs_seed["seed"] / vs_seed["fq"]
-        row.measured = (
-            f"{speedup:.0f}× faster (both allocating); {t['out'] / t['floor']:.2f}× floor with out="
-        )
+        row.measured = f"{speedup:.0f}× faster (both allocating); {t['out'] / t['floor']:.2f}× floor with out="
         row.ok = speedup >= 50
         self.details.append(
             f"Example 3: fastquant {ms(vs_seed['fq'])}, seed Example 3 {ms(vs_seed['seed'])}; "
@@ -577,9 +566,7 @@ class Bench:
                     got = np.asarray(candidates[name]())
                     d = int(np.max(np.abs(got.astype(np.int16) - expect.astype(np.int16))))
                     extra = f"; max |diff| vs fastquant {d}"
-                lines.append(
-                    f"{name}: {ms(seconds)} = {seconds / t['floor']:.2f}× floor (allocating){extra}"
-                )
+                lines.append(f"{name}: {ms(seconds)} = {seconds / t['floor']:.2f}× floor (allocating){extra}")
         return lines
 
 
@@ -595,12 +582,8 @@ def row_small(fq, cfg: Config, sanity: list[str], table: list[str]) -> Row:
         "to_uint8 default limits": lambda m, x, x3: m.to_uint8(x),
         "to_uint8 vmin/vmax": lambda m, x, x3: m.to_uint8(x, VMIN, VMAX),
         "to_uint8 percentiles approx": lambda m, x, x3: m.to_uint8(x, percentiles=PCT),
-        "to_uint8 percentiles exact": lambda m, x, x3: m.to_uint8(
-            x, percentiles=PCT, method="exact"
-        ),
-        "to_uint8 per-channel H×W×3 axis=(0,1)": lambda m, x, x3: m.to_uint8(
-            x3, percentiles=PCT, axis=(0, 1)
-        ),
+        "to_uint8 percentiles exact": lambda m, x, x3: m.to_uint8(x, percentiles=PCT, method="exact"),
+        "to_uint8 per-channel H×W×3 axis=(0,1)": lambda m, x, x3: m.to_uint8(x3, percentiles=PCT, axis=(0, 1)),
         "percentile exact": lambda m, x, x3: m.percentile(x, Q, method="exact"),
         "percentile approx": lambda m, x, x3: m.percentile(x, Q, method="approx"),
     }
@@ -644,8 +627,7 @@ def row_small(fq, cfg: Config, sanity: list[str], table: list[str]) -> Row:
     worst = ratios[worst_key]
     spread = max(abs(c - 1) for c in controls.values())
     row.measured = (
-        f"worst {worst:.2f}× ({worst_key[0]}, {worst_key[1]}²); "
-        f"A/A control (reference vs itself) within ±{spread:.2f}"
+        f"worst {worst:.2f}× ({worst_key[0]}, {worst_key[1]}²); A/A control (reference vs itself) within ±{spread:.2f}"
     )
     row.ok = worst <= 1.05
     width = max(map(len, modes))
@@ -746,10 +728,7 @@ def row_memory(cfg: Config, env: dict[str, str], cwd: str) -> tuple[Row, list[st
             raise RuntimeError(f"memory child ({method}) failed:\n{proc.stderr[-2000:]}")
         results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
     limit = results["approx"]["output"] + 64 * MIB
-    parts = [
-        f"{m} +{r['extra'] / MIB:.0f} MiB (output {r['output'] / MIB:.0f} MiB)"
-        for m, r in results.items()
-    ]
+    parts = [f"{m} +{r['extra'] / MIB:.0f} MiB (output {r['output'] / MIB:.0f} MiB)" for m, r in results.items()]
     row.measured = "; ".join(parts) + f"; limit {limit / MIB:.0f} MiB"
     row.ok = all(r["extra"] <= limit for r in results.values())
     details = [
@@ -881,10 +860,7 @@ def render(rows: list[Row], markdown: bool) -> list[str]:
     for c in fmt_rows:
         wrapped = [textwrap.wrap(s, w) or [""] for s, w in zip(c, widths, strict=True)]
         for k in range(max(map(len, wrapped))):
-            parts = [
-                (w[k] if k < len(w) else "").ljust(width)
-                for w, width in zip(wrapped, widths, strict=True)
-            ]
+            parts = [(w[k] if k < len(w) else "").ljust(width) for w, width in zip(wrapped, widths, strict=True)]
             lines.append("  ".join(parts).rstrip())
     return lines
 
@@ -915,10 +891,7 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
             text=True,
         )
-        if (
-            probe.returncode != 0
-            or Path(probe.stdout.strip()).resolve() != Path(fq.__file__).resolve()
-        ):
+        if probe.returncode != 0 or Path(probe.stdout.strip()).resolve() != Path(fq.__file__).resolve():
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [fq_root, env.get("PYTHONPATH")]))
 
         rows: list[Row] = []

@@ -54,9 +54,7 @@ def test_probability_map(benchmark, impl, big, fastquant_module):
 # --------------------------------------------------------------------------- percentile limits
 
 
-@pytest.mark.parametrize(
-    "impl", ["floor", "fastquant out=", "fastquant allocating", "seed Example 2"]
-)
+@pytest.mark.parametrize("impl", ["floor", "fastquant out=", "fastquant allocating", "seed Example 2"])
 def test_percentile_limits_approx(benchmark, impl, big, floor, fastquant_module):
     benchmark.group = "percentile limits (5, 95), approx"
     fq = fastquant_module
@@ -120,9 +118,7 @@ def test_example3_per_channel(benchmark, impl, channels, fastquant_module):
     if impl == "seed Example 3":
         result = benchmark.pedantic(baselines.seed_example3, args=(channels,), **SLOW)
     else:
-        result = benchmark(
-            lambda: fastquant_module.to_uint8(channels, percentiles=PCT, axis=(0, 1))
-        )
+        result = benchmark(lambda: fastquant_module.to_uint8(channels, percentiles=PCT, axis=(0, 1)))
     assert result.shape == channels.shape
 
 

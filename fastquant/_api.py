@@ -199,8 +199,9 @@ class _Layout:
             return cls(1, 1, math.prod(shape))
         if kept != list(range(kept[0], kept[-1] + 1)):
             return None
-        return cls(math.prod(shape[: kept[0]]), math.prod(shape[kept[0] : kept[-1] + 1]),
-                   math.prod(shape[kept[-1] + 1 :]))
+        return cls(
+            math.prod(shape[: kept[0]]), math.prod(shape[kept[0] : kept[-1] + 1]), math.prod(shape[kept[-1] + 1 :])
+        )
 
     @property
     def period(self) -> int:
@@ -226,9 +227,15 @@ class _Source:
         if self.direct:
             yield 0, self.x.reshape(-1)
             return
-        it = np.nditer(self.x, flags=["external_loop", "buffered", "zerosize_ok"],
-                       op_flags=[["readonly", "contig", "aligned"]], op_dtypes=[self.dtype],
-                       casting="unsafe", order="C", buffersize=_STREAM_CHUNK)
+        it = np.nditer(
+            self.x,
+            flags=["external_loop", "buffered", "zerosize_ok"],
+            op_flags=[["readonly", "contig", "aligned"]],
+            op_dtypes=[self.dtype],
+            casting="unsafe",
+            order="C",
+            buffersize=_STREAM_CHUNK,
+        )
         start = 0
         with it:
             for chunk in it:
@@ -251,8 +258,9 @@ def _n_chunks() -> int:
 # --- conversion -----------------------------------------------------------------------------------------------
 
 
-def _to_uint8_numpy(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...], nan: int,
-                    out: np.ndarray | None) -> np.ndarray:
+def _to_uint8_numpy(
+    x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...], nan: int, out: np.ndarray | None
+) -> np.ndarray:
     """to_uint8 with NumPy only (small inputs, and axis combinations the kernels do not handle)."""
     if percentiles is None:
         lo, hi = reference.limits(x, vmin, vmax, None, axes)
@@ -323,8 +331,9 @@ def _convert(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray
             out[...] = cube.reshape(out.shape)
 
 
-def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray,
-                    windows: np.ndarray | None = None) -> np.ndarray | None:
+def _convert_finite(
+    source: _Source, layout: _Layout, lo, hi, nan: int, out: np.ndarray, windows: np.ndarray | None = None
+) -> np.ndarray | None:
     """Convert with finite limits. With `windows` (G, 4 edges), also count in the same pass and return (G, 5):
     the finite values and the values below each edge, per group."""
     k = _kernels()
@@ -351,24 +360,46 @@ def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.
                 if windows is None:
                     k.convert_lanes(chunk, dest, *rotated, nan_level, n_chunks)
                     return
-                part = k.convert_count_lanes(chunk, dest, *rotated, nan_level, largest,
-                                             np.ascontiguousarray(np.roll(lane_windows, -shift, axis=1)),
-                                             n_chunks, block)
+                part = k.convert_count_lanes(
+                    chunk,
+                    dest,
+                    *rotated,
+                    nan_level,
+                    largest,
+                    np.ascontiguousarray(np.roll(lane_windows, -shift, axis=1)),
+                    n_chunks,
+                    block,
+                )
                 np.add.at(counts, np.roll(lane_groups, -shift), part.sum(axis=0).T)
             elif windows is None:
                 k.convert_runs(chunk, dest, start, layout.groups, layout.run, *params, nan_level, n_chunks)
             else:
-                counts[...] += k.convert_count_runs(chunk, dest, start, layout.groups, layout.run, *params,
-                                                    nan_level, largest, windows, n_chunks,
-                                                    _CONVERT_BLOCK).sum(axis=0)
+                counts[...] += k.convert_count_runs(
+                    chunk,
+                    dest,
+                    start,
+                    layout.groups,
+                    layout.run,
+                    *params,
+                    nan_level,
+                    largest,
+                    windows,
+                    n_chunks,
+                    _CONVERT_BLOCK,
+                ).sum(axis=0)
 
     if source.direct and out.flags.c_contiguous:
         run(0, source.x.reshape(-1), out.reshape(-1))
         return counts
-    it = np.nditer([source.x, out], flags=["external_loop", "buffered", "zerosize_ok"],
-                   op_flags=[["readonly", "contig", "aligned"], ["writeonly", "contig", "aligned"]],
-                   op_dtypes=[source.dtype, np.uint8], casting="unsafe", order="C",
-                   buffersize=_STREAM_CHUNK)
+    it = np.nditer(
+        [source.x, out],
+        flags=["external_loop", "buffered", "zerosize_ok"],
+        op_flags=[["readonly", "contig", "aligned"], ["writeonly", "contig", "aligned"]],
+        op_dtypes=[source.dtype, np.uint8],
+        casting="unsafe",
+        order="C",
+        buffersize=_STREAM_CHUNK,
+    )
     start = 0
     with it:
         for chunk, dest in it:
@@ -380,8 +411,7 @@ def _convert_finite(source: _Source, layout: _Layout, lo, hi, nan: int, out: np.
 # --- approximate percentile limits ----------------------------------------------------------------------------
 
 
-def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, nan: int,
-                    out: np.ndarray) -> bool:
+def _approx_convert(source: _Source, layout: _Layout, percentiles: np.ndarray, nan: int, out: np.ndarray) -> bool:
     """Convert with limits estimated from a sample and prove them in the same pass; False if unproved.
 
     Proved means: each exact limit lies within d = _APPROX_TOLERANCE * (hi_a - lo_a) / 255 of its estimate.
@@ -572,8 +602,7 @@ def _sorted(source: _Source, layout: _Layout, quantiles: np.ndarray):
     """Many groups (direct source): sort each group's finite values in parallel, one group per task."""
     k = _kernels()
     with k.kernel_lock():
-        counts, prev, nxt = k.sorted_select(source.x.reshape(-1), layout.a, layout.groups, layout.run,
-                                            quantiles)
+        counts, prev, nxt = k.sorted_select(source.x.reshape(-1), layout.a, layout.groups, layout.run, quantiles)
     stats = []
     for g in range(layout.groups):
         found = {}
@@ -601,13 +630,17 @@ def _strided_sample(x: np.ndarray, layout: _Layout, stride: int, dtype: np.dtype
         # One element per cache line or page: a parallel kernel keeps more of these misses in flight.
         k = _kernels()
         with k.kernel_lock():
-            return k.strided_sample(x.reshape(-1), layout.a, layout.groups, layout.run, step_a, step_b,
-                                    _n_chunks())
+            return k.strided_sample(x.reshape(-1), layout.a, layout.groups, layout.run, step_a, step_b, _n_chunks())
     if x.flags.c_contiguous:
         picked = x.reshape(layout.a, layout.groups, layout.run)[::step_a, :, ::step_b]
     else:
-        a, g, b = np.meshgrid(np.arange(0, layout.a, step_a), np.arange(layout.groups),
-                              np.arange(0, layout.run, step_b), indexing="ij", sparse=True)
+        a, g, b = np.meshgrid(
+            np.arange(0, layout.a, step_a),
+            np.arange(layout.groups),
+            np.arange(0, layout.run, step_b),
+            indexing="ij",
+            sparse=True,
+        )
         flat = (a * layout.groups + g) * layout.run + b
         # Unravelled as 1-D: NumPy 2.4 mis-unravels (n, g, 1) index arrays past 8192 elements (numpy#31980).
         picked = x[np.unravel_index(flat.reshape(-1), x.shape)].reshape(flat.shape)
@@ -757,15 +790,17 @@ def _scan(source: _Source, layout: _Layout, low, high, expected):
     dest = np.empty((n_chunks, int(slots.sum())), dtype=source.dtype)
     x = source.x.reshape(-1)
     with k.kernel_lock():
-        counts, written = k.scan_runs(x, 0, layout.groups, layout.run, thresholds, base, cap, dest, n_chunks,
-                                      _SCAN_BLOCK // source.dtype.itemsize)
+        counts, written = k.scan_runs(
+            x, 0, layout.groups, layout.run, thresholds, base, cap, dest, n_chunks, _SCAN_BLOCK // source.dtype.itemsize
+        )
     below = counts.sum(axis=0)
 
     def members(g: int, j: int, size: int):
         pair = j + 1
         if (written[:, g, pair] <= cap[g, pair]).all():
-            return np.concatenate([dest[c, base[g, pair] : base[g, pair] + written[c, g, pair]]
-                                   for c in range(n_chunks)])
+            return np.concatenate(
+                [dest[c, base[g, pair] : base[g, pair] + written[c, g, pair]] for c in range(n_chunks)]
+            )
         if size > _MAX_CANDIDATES:
             return None
         return _collect_one(source, layout, g, low[g, j], high[g, j], size)
@@ -788,9 +823,16 @@ def _count_then_collect(source: _Source, layout: _Layout, low, high):
     lanes = _lane_count(layout)
     lane_groups = layout.lane_groups(lanes)
     with k.kernel_lock():
-        written = k.collect_lanes(source.x.reshape(-1), np.ascontiguousarray(low[lane_groups].T),
-                                  np.ascontiguousarray(high[lane_groups].T), lane_groups, base, dest, n_chunks,
-                                  _COUNT_BLOCK // lanes * lanes)
+        written = k.collect_lanes(
+            source.x.reshape(-1),
+            np.ascontiguousarray(low[lane_groups].T),
+            np.ascontiguousarray(high[lane_groups].T),
+            lane_groups,
+            base,
+            dest,
+            n_chunks,
+            _COUNT_BLOCK // lanes * lanes,
+        )
 
     def members(g: int, j: int, size: int):
         return np.concatenate([dest[c, base[g, j] : base[g, j] + written[c, g, j]] for c in range(n_chunks)])
@@ -830,8 +872,12 @@ def _count_below(source: _Source, layout: _Layout, thresholds: np.ndarray) -> np
         with k.kernel_lock():
             if lanes:
                 shift = start % lanes
-                per_lane = k.count_lanes(chunk, np.ascontiguousarray(np.roll(lane_thresholds, -shift, axis=1)),
-                                         n_chunks, _COUNT_BLOCK // lanes * lanes).sum(axis=0)  # (T, L)
+                per_lane = k.count_lanes(
+                    chunk,
+                    np.ascontiguousarray(np.roll(lane_thresholds, -shift, axis=1)),
+                    n_chunks,
+                    _COUNT_BLOCK // lanes * lanes,
+                ).sum(axis=0)  # (T, L)
                 np.add.at(result, np.roll(lane_groups, -shift), per_lane.T)
             else:
                 counts = k.count_runs(chunk, start, layout.groups, layout.run, padded, n_chunks, _COUNT_BLOCK)
@@ -851,8 +897,19 @@ def _radix(source: _Source, layout: _Layout, quantiles, groups: list[int], count
         total = np.zeros((g_hi - g_lo, 65536), dtype=np.int64)
         for start, chunk in source.chunks():
             with k.kernel_lock():
-                part = k.radix_hist(chunk.view(bits_dtype), start, layout.groups, layout.run, g_lo, g_hi,
-                                    shift, prefix_shift, prefixes, use_prefix, n_chunks)
+                part = k.radix_hist(
+                    chunk.view(bits_dtype),
+                    start,
+                    layout.groups,
+                    layout.run,
+                    g_lo,
+                    g_hi,
+                    shift,
+                    prefix_shift,
+                    prefixes,
+                    use_prefix,
+                    n_chunks,
+                )
             total += part.sum(axis=0)
         return total
 

@@ -59,9 +59,7 @@ def normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     """Axes as sorted non-negative ints; None means every axis. Out of range → ValueError (AxisError)."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, bool) or not (
-        isinstance(axis, (numbers.Integral, tuple, list)) or hasattr(axis, "__index__")
-    ):
+    if isinstance(axis, bool) or not (isinstance(axis, (numbers.Integral, tuple, list)) or hasattr(axis, "__index__")):
         raise TypeError(f"axis={axis!r} must be None, an int or a tuple of ints")
     return tuple(sorted(normalize_axis_tuple(axis, ndim, argname="axis")))
 
@@ -82,9 +80,7 @@ def check_limits(vmin, vmax, percentiles):
     """Validate the limit options; returns (vmin, vmax, percentiles) as floats / a float pair / None."""
     if percentiles is not None:
         if vmin is not None or vmax is not None:
-            raise ValueError(
-                "give either vmin/vmax (absolute limits) or percentiles (data-derived limits), not both"
-            )
+            raise ValueError("give either vmin/vmax (absolute limits) or percentiles (data-derived limits), not both")
         try:
             low, high = percentiles
         except (TypeError, ValueError) as exc:
@@ -94,9 +90,7 @@ def check_limits(vmin, vmax, percentiles):
         low = _finite_scalar(low, "percentiles[0]")
         high = _finite_scalar(high, "percentiles[1]")
         if not (0 <= low <= high <= 100):
-            raise ValueError(
-                f"percentiles={percentiles!r} must satisfy 0 <= low <= high <= 100"
-            )
+            raise ValueError(f"percentiles={percentiles!r} must satisfy 0 <= low <= high <= 100")
         return None, None, (low, high)
     vmin = None if vmin is None else _finite_scalar(vmin, "vmin")
     vmax = None if vmax is None else _finite_scalar(vmax, "vmax")

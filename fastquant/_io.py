@@ -145,13 +145,10 @@ def _resolve_format(path, format_option) -> str:
         name = name if isinstance(name, (str, bytes, os.PathLike)) else None
         if format_option is None and name is None:
             raise ValueError(
-                "cannot tell the image format of a file object without a name; pass format=, "
-                "e.g. format='PNG'"
+                "cannot tell the image format of a file object without a name; pass format=, e.g. format='PNG'"
             )
     else:
-        raise TypeError(
-            f"path must be a str, os.PathLike or binary file object, got {type(path).__name__}"
-        )
+        raise TypeError(f"path must be a str, os.PathLike or binary file object, got {type(path).__name__}")
 
     if format_option is not None:
         if not isinstance(format_option, str):
@@ -162,9 +159,7 @@ def _resolve_format(path, format_option) -> str:
             Image.init()
         if fmt not in Image.SAVE:
             if fmt in Image.OPEN:
-                raise ValueError(
-                    f"format={format_option!r}: Pillow can read {fmt} but not write it"
-                )
+                raise ValueError(f"format={format_option!r}: Pillow can read {fmt} but not write it")
             raise ValueError(f"format={format_option!r} is not an image format Pillow knows")
         return fmt
 
@@ -177,8 +172,7 @@ def _resolve_format(path, format_option) -> str:
     fmt = _format_for_extension(ext)
     if fmt is None:
         raise ValueError(
-            f"unknown image file extension {ext!r}; use one Pillow knows (.png, .tif, ...) "
-            "or pass format="
+            f"unknown image file extension {ext!r}; use one Pillow knows (.png, .tif, ...) or pass format="
         )
     if fmt not in Image.SAVE:
         raise ValueError(f"extension {ext!r} means {fmt}, which Pillow can read but not write")

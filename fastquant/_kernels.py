@@ -62,8 +62,9 @@ def _maxnum(typingctx, a, b):
     # one maxpd; Python's max(b, a), which must return b for NaN too, compiles to a compare and a mask.
     def codegen(context, builder, sig, args):
         double = ir.DoubleType()
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(double, [double, double]),
-                                            "llvm.maxnum.f64")
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(double, [double, double]), "llvm.maxnum.f64"
+        )
         return builder.call(fn, args)
 
     return types.float64(types.float64, types.float64), codegen
@@ -98,8 +99,9 @@ def _prefetch(typingctx, arr, index):
         byte_ptr = ir.IntType(8).as_pointer()
         address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
         i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]), "llvm.prefetch.p0"
+        )
         builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
@@ -288,7 +290,7 @@ def count_lanes(x, thresholds, n_chunks, block):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
         acc = np.zeros((n_thr, lanes), dtype=np.int32)
         for b in range(begin, end, block):
-            _count_lanes(x[b:min(end, b + block)], thresholds, acc)
+            _count_lanes(x[b : min(end, b + block)], thresholds, acc)
             if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or b + block >= end:
                 counts[c] += acc
                 acc[:] = 0
@@ -343,8 +345,9 @@ def _count_window_lanes(x, largest, windows, counts):
 
 
 @parallel
-def convert_count_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows,
-                       n_chunks, block):
+def convert_count_runs(
+    x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block
+):
     """convert_runs fused with window counting: each cache-resident piece is converted, then counted.
 
     windows[g] holds four edges; returns counts[c, g] = (#finite, #{x < edge} for each edge) over chunk c.
@@ -488,7 +491,7 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
         row = dest[c]
         pos = written[c]
         for b in range(begin, end, block):
-            xb = x[b:min(end, b + block)]
+            xb = x[b : min(end, b + block)]
             for r in range(0, xb.size, lanes):
                 xs = xb[r : r + lanes]
                 flags = member[r : r + lanes]
@@ -616,8 +619,7 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
 
 
 @parallel
-def radix_hist(bits, start, n_groups, run, g_lo, g_hi, shift, prefix_shift, prefixes, use_prefix,
-               n_chunks):
+def radix_hist(bits, start, n_groups, run, g_lo, g_hi, shift, prefix_shift, prefixes, use_prefix, n_chunks):
     """hist[c, g - g_lo, d] = #finite values of group g (g_lo <= g < g_hi) in chunk c with key digit d.
 
     The digit is (key >> shift) & 0xFFFF.

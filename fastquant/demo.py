@@ -66,9 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("fastquant-demo"),
         help="output directory, created if needed (default: ./fastquant-demo)",
     )
-    parser.add_argument(
-        "--size", type=int, default=1024, help="images are SIZE x SIZE pixels (default: 1024)"
-    )
+    parser.add_argument("--size", type=int, default=1024, help="images are SIZE x SIZE pixels (default: 1024)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return parser
 
@@ -122,10 +120,7 @@ def main(argv: Sequence[str | os.PathLike[str]] | None = None) -> int:
         ),
     ]
 
-    print(
-        f"fastquant {fastquant.__version__} demo: {args.size}x{args.size}, seed {args.seed}, "
-        f"writing to {args.out}"
-    )
+    print(f"fastquant {fastquant.__version__} demo: {args.size}x{args.size}, seed {args.seed}, writing to {args.out}")
     for name, description, data, options, (lo, hi) in cases:
         path = args.out / name
         fastquant.save(path, data, method="exact", **options)

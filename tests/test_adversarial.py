@@ -332,8 +332,7 @@ def _layout_variants(x: np.ndarray) -> dict[str, np.ndarray]:
     """Fortran order, a strided view and swapped byte order of the same values as x."""
     padded = np.empty(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
     padded[..., ::2] = x
-    return {"fortran": np.asfortranarray(x), "strided": padded[..., ::2],
-            "swapped": x.astype(x.dtype.newbyteorder())}
+    return {"fortran": np.asfortranarray(x), "strided": padded[..., ::2], "swapped": x.astype(x.dtype.newbyteorder())}
 
 
 @pytest.mark.parametrize("name", ["sorted", "outliers-1e30", "mostly-nan", "hwc-mixed-channels"])

@@ -45,9 +45,7 @@ ROUND_TRIPS = [
     pytest.param((H, W, 3), "RGB", {"percentiles": (5, 95), "axis": (0, 1)}, id="rgb-per-channel"),
     pytest.param((H, W, 3), "RGB", {"percentiles": (5, 95)}, id="rgb-shared"),
     pytest.param((H, W, 3), "RGB", {"vmin": -2, "vmax": 2, "nan": 255}, id="rgb-fixed"),
-    pytest.param(
-        (H, W, 4), "RGBA", {"percentiles": (5, 95), "axis": (0, 1)}, id="rgba-per-channel"
-    ),
+    pytest.param((H, W, 4), "RGBA", {"percentiles": (5, 95), "axis": (0, 1)}, id="rgba-per-channel"),
 ]
 
 
@@ -94,17 +92,13 @@ def test_options_reach_to_uint8(tmp_path):
     "x",
     [
         pytest.param(np.random.default_rng(1).random((H, W)) > 0.5, id="bool"),
-        pytest.param(
-            np.random.default_rng(2).integers(-(2**15), 2**15, (H, W), np.int16), id="int16"
-        ),
+        pytest.param(np.random.default_rng(2).integers(-(2**15), 2**15, (H, W), np.int16), id="int16"),
         pytest.param(np.random.default_rng(3).random((H, W, 3)).astype(">f8"), id="big-endian"),
         pytest.param(
             np.random.default_rng(4).random((W, H, 3), np.float32).transpose(1, 0, 2),
             id="transposed",
         ),
-        pytest.param(
-            np.random.default_rng(5).random((H, W), np.float32)[::-1, ::-1], id="negative-strides"
-        ),
+        pytest.param(np.random.default_rng(5).random((H, W), np.float32)[::-1, ::-1], id="negative-strides"),
     ],
 )
 def test_dtypes_and_layouts(tmp_path, x):
@@ -143,9 +137,7 @@ def test_tiff_round_trip(tmp_path, suffix, shape, mode):
 
 def test_tiff_compression_passes_through(tmp_path):
     x = _data((H, W, 3))
-    fastquant.save(
-        tmp_path / "a.tif", x, compression="tiff_lzw", percentiles=(5, 95), method="exact"
-    )
+    fastquant.save(tmp_path / "a.tif", x, compression="tiff_lzw", percentiles=(5, 95), method="exact")
     with Image.open(tmp_path / "a.tif") as im:
         assert im.info["compression"] == "tiff_lzw"
         np.testing.assert_array_equal(np.asarray(im), reference.to_uint8(x, percentiles=(5, 95)))
@@ -219,9 +211,7 @@ BAD_SHAPES = [(H, W, 2), (H, W, 5), (H,), (2, H, W, 3), (), (0, W), (H, 0, 3)]
 @pytest.mark.parametrize("shape", BAD_SHAPES, ids=str)
 def test_bad_shape(tmp_path, shape, no_conversion):
     path = tmp_path / "a.png"
-    with pytest.raises(
-        ValueError, match=r"accepted: .*\(H, W, 3\)|accepted: H >= 1 and W >= 1"
-    ) as info:
+    with pytest.raises(ValueError, match=r"accepted: .*\(H, W, 3\)|accepted: H >= 1 and W >= 1") as info:
         fastquant.save(path, np.zeros(shape, np.float32))
     assert str(shape) in str(info.value)
     assert not path.exists()
@@ -260,9 +250,7 @@ def test_format_errors_leave_no_file(tmp_path, name, shape, options, match, no_c
 
 
 @pytest.mark.parametrize("name, shape, options, match", FORMAT_ERRORS[:3])
-def test_errors_leave_an_existing_file_untouched(
-    tmp_path, name, shape, options, match, no_conversion
-):
+def test_errors_leave_an_existing_file_untouched(tmp_path, name, shape, options, match, no_conversion):
     path = tmp_path / name
     path.write_bytes(b"previous content")
     with pytest.raises(ValueError, match=match):
@@ -323,7 +311,5 @@ def test_bad_format_type(tmp_path, no_conversion):
 def test_import_fastquant_does_not_import_pillow():
     # PIL.Image costs 20-30 ms; `import fastquant` has an 80 ms budget and save() imports it lazily
     code = "import sys, fastquant; print([m for m in sys.modules if m.split('.')[0] == 'PIL'])"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -148,8 +148,9 @@ def test_equal_limits_of_opposite_zero_signs(impl, nan):
     x = np.array([-0.0, 0.0, 1e-300, -1e-300, 2.0, -2.0, NAN, INF, -INF])
     expected = [0, 0, 255, 0, 255, 0, nan, 255, 0]
     np.testing.assert_array_equal(impl.to_uint8(x, vmin=0.0, vmax=-0.0, nan=nan), expected)
-    np.testing.assert_array_equal(impl.to_uint8(x.astype(np.float32), vmin=-0.0, vmax=0.0, nan=nan),
-                                  [0, 0, 0, 0, 255, 0, nan, 255, 0])  # 1e-300 is 0.0 in float32
+    np.testing.assert_array_equal(
+        impl.to_uint8(x.astype(np.float32), vmin=-0.0, vmax=0.0, nan=nan), [0, 0, 0, 0, 255, 0, nan, 255, 0]
+    )  # 1e-300 is 0.0 in float32
 
 
 @pytest.mark.parametrize("method", ["approx", "exact"])

@@ -113,8 +113,7 @@ def main() -> int:
     ]
     # approx is within one grey level; the exact paths are bit for bit (see test_equivalence).
     if use_api and not (
-        np.abs(expected_api[0].astype(int) - reference[0]).max() <= 1
-        and all_equal(expected_api[1:], reference[1:])
+        np.abs(expected_api[0].astype(int) - reference[0]).max() <= 1 and all_equal(expected_api[1:], reference[1:])
     ):
         return report(args, 1, "serial API results disagree with fastquant.reference")
 
@@ -187,9 +186,7 @@ def _pool_job(_):
 
 
 def all_equal(got, expected) -> bool:
-    return len(got) == len(expected) and all(
-        np.array_equal(a, b) for a, b in zip(got, expected, strict=True)
-    )
+    return len(got) == len(expected) and all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
 def report(args, status: int, message: str, details: dict | None = None) -> int:

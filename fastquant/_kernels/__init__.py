@@ -23,7 +23,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import inline, kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
+from .._jit import inline, kernel_lock, parallel, serial  # noqa: F401  (kernel_lock: for the dispatcher)
 
 _FLUSH_BLOCKS = 1 << 12  # blocks between flushes of int32 accumulators (block <= 2**16 elements)
 _PREFETCH_AHEAD = 8192  # bytes between the data being converted and the data being prefetched

@@ -41,7 +41,7 @@ class Profile:
 
 
 FULL = Profile("full", 1, 5, 8.0, 20.0, 21, (64, 512, 2048), 5.0, 2**27)
-QUICK = Profile("quick", 4, 5, 1.0, 3.0, 7, (64, 512, 2048), 1.0, 2**24)
+QUICK = Profile("quick", 4, 5, 1.0, 3.0, 7, (64, 512, 2048), 1.0, 13_000_000)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ def alternated(
     statistics (a loop pays periodic costs, such as allocator trims, that a lucky single call escapes).
     """
     singles = {name: _loop(fn, 1) for name, fn in candidates.items()}  # warm-up: JIT load, page faults
-    if min_loop > 0:
-        singles = {name: min(_loop(fn, 1) for _ in range(3)) for name, fn in candidates.items()}
+    for name, fn in candidates.items():  # calibration, where a loop of several calls is possible
+        if 0 < min_loop and singles[name] < max_loop:
+            singles[name] = min(_loop(fn, 1) for _ in range(3))
     loops = dict.fromkeys(candidates, 1)
     if min_loop > 0:
         for group in {group_of(n) for n in candidates}:

@@ -5,8 +5,8 @@ array large enough to benefit is converted.
 """
 
 from . import reference
-from ._api import percentile, to_uint8
+from ._api import limits, percentile, to_uint8
 from ._io import save
 
-__all__ = ["percentile", "reference", "save", "to_uint8"]
+__all__ = ["limits", "percentile", "reference", "save", "to_uint8"]
 __version__ = "0.1.0"

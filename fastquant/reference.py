@@ -2,7 +2,7 @@
 
 Every fast path in the package is tested against these two functions: exact modes bit for bit, the approximate
 modes within their documented bound. They are written to be read, not to be fast. Arguments are validated by
-:mod:`fastquant._checks`, shared with the fast paths, so both reject the same inputs with the same messages.
+:mod:`fastquant._validate`, shared with the fast paths, so both reject the same inputs with the same messages.
 
 Semantics
 ---------
@@ -21,25 +21,32 @@ to_uint8(x, vmin, vmax, percentiles, axis, nan)
         otherwise    -> rint((x - lo) * (255 / (hi - lo)))   (round half to even, in float64)
 
     Where hi - lo is so small or so large that 255 / (hi - lo) would overflow or underflow float64, x, lo and hi
-    are first multiplied by a power of two (exact) that brings hi - lo near 1 (see :func:`scale_terms`).
+    are first multiplied by a power of two (exact) that brings hi - lo near 1 (see
+    :func:`fastquant._levels.scale_terms`).
 
-    Where data-derived limits are NaN (a slice with no finite value), every element of the slice -> nan.
+    Where data-derived limits are NaN (a slice with no finite value), every element of the slice -> nan; so
+    does a slice whose given vmin and vmax are both NaN (the limits :func:`limits` returns for such a slice).
+
+limits(x, vmin, vmax, percentiles, axis)
+    ``vmin``/``vmax``: scalars, or arrays that broadcast to the limits' keepdims shape (or to the kept axes).
+    Given only one, the other is the slice's finite minimum or maximum (matplotlib); if then lo > hi, hi = lo.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _checks
+from . import _validate
+from ._levels import scale_terms
 
 
 def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
     """Percentiles of the finite values of `x` (see the module docstring)."""
-    x = _checks.real_array(x)
-    q = _checks.check_q(q)
-    _checks.check_method(method)
-    axes = _checks.normalize_axis(axis, x.ndim)
-    values = x.astype(_checks.percentile_dtype(x.dtype), copy=False)
+    x = _validate.real_array(x)
+    q = _validate.check_q(q)
+    _validate.check_method(method)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    values = x.astype(_validate.percentile_dtype(x.dtype), copy=False)
 
     kept_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
     kept_axes = [i for i in range(x.ndim) if i not in axes]
@@ -54,15 +61,28 @@ def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
     return np.moveaxis(result, 0, -1).reshape(q.shape + kept_shape)
 
 
-def limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
-    """(lo, hi) as float64 arrays of ``x``'s shape with `axes` reduced to length 1."""
-    shape = _checks.keepdims_shape(x.shape, axes)
+def limits(x, vmin=None, vmax=None, *, percentiles=None, axis=None, method: str = "approx"):
+    """The limits ``(lo, hi)`` that :func:`to_uint8` uses with the same arguments.
+
+    float64 arrays of ``x``'s shape with the `axis` axes reduced to length 1 (keepdims). A slice without finite
+    values has NaN limits where they are data-derived. `method` has a single (exact) answer here.
+    """
+    x = _validate.real_array(x)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
+    _validate.check_method(method)
+    return _limits(x, vmin, vmax, percentiles, axes)
+
+
+def _limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
+    """limits() for validated arguments: vmin, vmax None or keepdims-shaped float64."""
+    shape = _validate.keepdims_shape(x.shape, axes)
     if percentiles is not None:
         lo, hi = percentile(x, percentiles, axis=axes)
     elif vmin is None and vmax is None:
-        lo, hi = _checks.nominal_limits(x.dtype)
+        lo, hi = _validate.nominal_limits(x.dtype)
     else:
-        values = x.astype(_checks.percentile_dtype(x.dtype), copy=False)
+        values = x.astype(_validate.percentile_dtype(x.dtype), copy=False)
         finite = np.isfinite(values)
         has_finite = np.any(finite, axis=axes, keepdims=True)
         if vmin is not None:
@@ -78,24 +98,6 @@ def limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
     lo, hi = _limit_array(lo, shape), _limit_array(hi, shape)
     hi = np.where(lo > hi, lo, hi)  # one data-derived side may cross the given one: hi = lo
     return lo, hi
-
-
-def scale_terms(lo, hi):
-    """(factor, lo * factor, 255 / (hi * factor - lo * factor)) for the level formula.
-
-    factor is 1 for every range whose 255 / (hi - lo) is a normal float64 (then this is the plain formula, bit
-    for bit); otherwise a power of two that brings hi - lo near 1, so the levels stay fractions of the range.
-    """
-    lo = np.asarray(lo, dtype=np.float64)
-    hi = np.asarray(hi, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        span = hi - lo
-        plain = np.isfinite(span) & (span >= 2.0**-1013)  # 255 / span stays below the float64 maximum
-        exponent = np.where(np.isfinite(span) & (span > 0), np.minimum(-np.frexp(span)[1], 1000), -2)
-        factor = np.where(plain | ~(span > 0), 1.0, np.ldexp(1.0, exponent))
-        lo_scaled = lo * factor
-        scale = 255.0 / (hi * factor - lo_scaled)
-    return factor, lo_scaled, scale
 
 
 def _limit_array(value, shape: tuple[int, ...]) -> np.ndarray:
@@ -115,14 +117,14 @@ def to_uint8(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Quantize `x` to uint8 (see the module docstring). `method` has a single (exact) answer here."""
-    x = _checks.real_array(x)
-    vmin, vmax, percentiles = _checks.check_limits(vmin, vmax, percentiles)
-    _checks.check_method(method)
-    nan = _checks.check_nan(nan)
-    axes = _checks.normalize_axis(axis, x.ndim)
-    out = _checks.check_out(out, x.shape)
+    x = _validate.real_array(x)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
+    _validate.check_method(method)
+    nan = _validate.check_nan(nan)
+    out = _validate.check_out(out, x.shape)
 
-    levels = quantize(x, *limits(x, vmin, vmax, percentiles, axes), nan)
+    levels = quantize(x, *_limits(x, vmin, vmax, percentiles, axes), nan)
     if out is None:
         return levels
     out[...] = levels

@@ -1,7 +1,7 @@
 """Shared test configuration: hypothesis profile, the opt-in slow marker, and the two dispatch paths.
 
 fastquant converts small inputs with NumPy and large ones with Numba kernels (threshold
-``fastquant._api.NUMBA_MIN_SIZE``, in elements). The test arrays are small, so the fixtures below force each
+``fastquant._plan.Tuning.numba_min_size``, in elements). The test arrays are small, so the fixtures below force each
 path explicitly; the equivalence tests run on both.
 """
 

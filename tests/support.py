@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 
 import numpy as np
 
-import fastquant._api
+import fastquant._plan
 
 PATHS = ("numpy", "numba")
 NEVER = sys.maxsize  # a NUMBA_MIN_SIZE no input reaches
@@ -22,11 +23,17 @@ NEVER = sys.maxsize  # a NUMBA_MIN_SIZE no input reaches
 def force_path(monkeypatch, path: str) -> None:
     """Make every call of the fast API take `path` ("numpy" or "numba") whatever the input size.
 
-    `monkeypatch` is a ``pytest.MonkeyPatch``; the threshold is ``fastquant._api.NUMBA_MIN_SIZE``.
+    `monkeypatch` is a ``pytest.MonkeyPatch``; the threshold is ``fastquant._plan.Tuning.numba_min_size``, set
+    through the tuning seam and restored when the test ends.
     """
     if path not in PATHS:
         raise ValueError(path)
-    monkeypatch.setattr(fastquant._api, "NUMBA_MIN_SIZE", 0 if path == "numba" else NEVER)
+    lower(monkeypatch, numba_min_size=0 if path == "numba" else NEVER)
+
+
+def lower(monkeypatch, **knobs) -> None:
+    """Change engine knobs (fields of ``fastquant._plan.Tuning``) for the rest of a test (restored after it)."""
+    monkeypatch.setattr(fastquant._plan, "_tuning", dataclasses.replace(fastquant._plan.current(), **knobs))
 
 
 def value_dtype(dtype: np.dtype) -> np.dtype:

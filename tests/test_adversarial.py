@@ -7,9 +7,10 @@ denormals, signed zeros, many ties) plus inputs aimed at a strided sample: data 
 stride, image columns that a row-major sample of an H x W x 3 image keeps hitting, a narrow peak with far
 tails, mostly-NaN data.
 
-Sizes. ``fastquant._api`` samples one element in ``_SAMPLE_STRIDE`` once a group has at least
-``_SAMPLE_STRIDE * _MIN_SAMPLE`` elements (4 Mi with the defaults); ``method="approx"`` samples about
-``_APPROX_SAMPLE`` elements of groups of at least ``_APPROX_MIN_STRIDE`` times that (4 Mi). Most tests lower
+Sizes. The engine samples one element in ``sample_stride`` once a group has at least
+``sample_stride * min_sample`` elements (4 Mi with the defaults of ``fastquant._plan.Tuning``);
+``method="approx"`` samples about ``approx_sample`` elements of groups of at least ``approx_min_stride`` times
+that (4 Mi). Most tests lower
 these knobs so that the sampling paths run on ~0.3-1 M elements per group and the suite stays fast;
 ``test_sampling_path_runs`` checks that they really do, and the ``*_default_thresholds`` tests repeat the worst
 inputs at the untouched thresholds.
@@ -21,10 +22,11 @@ import zlib
 
 import numpy as np
 import pytest
-from support import assert_approx_percentile, assert_identical, assert_within_one, numpy_percentile
+from support import assert_approx_percentile, assert_identical, assert_within_one, lower, numpy_percentile
 
 import fastquant
-import fastquant._api
+import fastquant._plan
+import fastquant._select
 from fastquant import reference
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -40,10 +42,8 @@ LOWERED_APPROX_SAMPLE = 1 << 17
 @pytest.fixture
 def sampling_sizes(monkeypatch, numba_path):
     """Numba path, with sampling from 256 Ki elements per group (fails loudly if the knobs move)."""
-    stride = fastquant._api._SAMPLE_STRIDE
-    monkeypatch.setattr(fastquant._api, "_MIN_SAMPLE", LOWERED_MIN_SAMPLE)
-    monkeypatch.setattr(fastquant._api, "_APPROX_SAMPLE", LOWERED_APPROX_SAMPLE)
-    monkeypatch.setattr(fastquant._api, "_APPROX_MIN_STRIDE", 2)
+    stride = fastquant._plan.current().sample_stride
+    lower(monkeypatch, min_sample=LOWERED_MIN_SAMPLE, approx_sample=LOWERED_APPROX_SAMPLE, approx_min_stride=2)
     assert stride * LOWERED_MIN_SAMPLE <= HW[0] * HW[1] <= N
 
 
@@ -236,52 +236,35 @@ def test_per_image_and_channel_nchw(sampling_sizes):
     )
 
 
-def test_sampling_path_runs(monkeypatch, sampling_sizes):
+def test_sampling_path_runs(sampling_sizes):
     """Guard for the sizes above: the bracket step resolves a normal input (exact), and approximate limits
     are proposed from a sample and proved in the conversion pass (approx)."""
-    calls = []
-
-    def spy(name):
-        original = getattr(fastquant._api, name)
-
-        def wrapped(*args, **kwargs):
-            result = original(*args, **kwargs)
-            if name == "_bracketed":
-                counts, stats = result
-                calls.append((name, stats is not None and all(s is not None for s in stats)))
-            else:
-                calls.append((name, result))
-            return result
-
-        monkeypatch.setattr(fastquant._api, name, wrapped)
-
-    spy("_bracketed")
-    spy("_approx_convert")
-    fastquant.to_uint8(adversarial("sorted"), percentiles=(5, 95), method="exact")
-    fastquant.to_uint8(_hwc("channel-scales"), percentiles=(5, 95), axis=(0, 1), method="approx")
-    fastquant.to_uint8(adversarial("sorted"), percentiles=(5, 95), method="approx")
-    assert calls == [("_bracketed", True), ("_approx_convert", True), ("_approx_convert", True)]
+    with fastquant._plan.recording() as trace:
+        fastquant.to_uint8(adversarial("sorted"), percentiles=(5, 95), method="exact")
+        fastquant.to_uint8(_hwc("channel-scales"), percentiles=(5, 95), axis=(0, 1), method="approx")
+        fastquant.to_uint8(adversarial("sorted"), percentiles=(5, 95), method="approx")
+    chosen = [(event, details) for event, details in trace if event in ("bracket", "approx", "radix", "sort")]
+    assert chosen == [("bracket", {"resolved": True}), ("approx", {"proved": True}), ("approx", {"proved": True})]
 
 
 def test_exact_when_collection_regions_overflow(monkeypatch, sampling_sizes):
     """Regions sized from the sample can be too small; the overflowing brackets are collected again."""
-    original = fastquant._api._propose_brackets
-    collected_again = []
-    original_collect = fastquant._api._collect_one
+    original = fastquant._select.propose_brackets
 
     def tiny_regions(*args, **kwargs):
         low, high, expected = original(*args, **kwargs)
         return low, high, np.ones_like(expected)
 
-    def spy(*args, **kwargs):
-        collected_again.append(args[2])
-        return original_collect(*args, **kwargs)
-
-    monkeypatch.setattr(fastquant._api, "_propose_brackets", tiny_regions)
-    monkeypatch.setattr(fastquant._api, "_collect_one", spy)
+    monkeypatch.setattr(fastquant._select, "propose_brackets", tiny_regions)
     x = adversarial("sorted")
-    np.testing.assert_array_equal(fastquant.percentile(x, Q), numpy_percentile(x, Q))
-    assert collected_again
+    with fastquant._plan.recording() as trace:
+        np.testing.assert_array_equal(fastquant.percentile(x, Q), numpy_percentile(x, Q))
+    assert [d for e, d in trace if e == "collect"], trace
+    assert ("bracket", {"resolved": True}) in trace
+
+
+def _approx_results(trace) -> list[bool]:
+    return [details["proved"] for event, details in trace if event == "approx" and "proved" in details]
 
 
 @pytest.mark.parametrize("layout", ["global", "hwc"])
@@ -296,11 +279,10 @@ def test_approx_proved_with_non_finite_values(layout, monkeypatch, sampling_size
     flat[picks[: flat.size // 20]] = np.nan
     flat[picks[flat.size // 20 : flat.size // 20 * 2]] = -np.inf
     flat[picks[flat.size // 20 * 2 : flat.size // 20 * 3]] = np.inf
-    results = []
-    original = fastquant._api._approx_convert
-    monkeypatch.setattr(fastquant._api, "_approx_convert", lambda *a: results.append(original(*a)) or results[-1])
     axis = None if layout == "global" else (0, 1)
-    approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, nan=7)
+    with fastquant._plan.recording() as trace:
+        approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, nan=7)
+    results = _approx_results(trace)
     exact = reference.to_uint8(x, percentiles=(5, 95), axis=axis, nan=7)
     assert_within_one(approx, exact, f"non-finite {layout}")
     assert (approx != exact).any()  # the sample's limits were used
@@ -309,14 +291,12 @@ def test_approx_proved_with_non_finite_values(layout, monkeypatch, sampling_size
 
 def test_approx_unproved_limits_fall_back_to_exact(monkeypatch, sampling_sizes):
     """With no tolerance the proof fails on continuous data; the result is then the exact conversion."""
-    results = []
-    original = fastquant._api._approx_convert
-    monkeypatch.setattr(fastquant._api, "_approx_convert", lambda *a: results.append(original(*a)) or results[-1])
-    monkeypatch.setattr(fastquant._api, "_APPROX_TOLERANCE", 0.0)
-    for x, axis in [(adversarial("sorted"), None), (_hwc("channel-scales"), (0, 1))]:
-        approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, method="approx")
-        assert_identical(approx, reference.to_uint8(x, percentiles=(5, 95), axis=axis), f"fallback {axis}")
-    assert results == [False, False]
+    lower(monkeypatch, approx_tolerance=0.0)
+    with fastquant._plan.recording() as trace:
+        for x, axis in [(adversarial("sorted"), None), (_hwc("channel-scales"), (0, 1))]:
+            approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, method="approx")
+            assert_identical(approx, reference.to_uint8(x, percentiles=(5, 95), axis=axis), f"fallback {axis}")
+    assert _approx_results(trace) == [False, False]
 
 
 def test_approx_proved_limits_differ_from_exact_within_one(sampling_sizes):
@@ -353,7 +333,7 @@ def test_approx_same_bytes_for_every_memory_layout(name, sampling_sizes):
 @pytest.mark.parametrize("name", ["periodic-256", "outliers-1e30", "packed-1000-1001", "two-valued"])
 def test_global_limits_default_thresholds(name, numba_path):
     """The worst inputs again at the untouched sampling thresholds (> _SAMPLE_STRIDE * _MIN_SAMPLE)."""
-    n = fastquant._api._SAMPLE_STRIDE * fastquant._api._MIN_SAMPLE + 12_345
+    n = fastquant._plan.current().sample_stride * fastquant._plan.current().min_sample + 12_345
     x = adversarial(name, n)
     for percentiles in [(5, 95), (0.1, 99.9)]:
         _check_conversion(x, percentiles, None, f"{name} n={n} {percentiles}")

@@ -125,11 +125,11 @@ def test_describe_and_lock_in_this_process(monkeypatch):
     import numpy as np
 
     import fastquant
-    import fastquant._api
+    import fastquant._plan
     from fastquant import _threading
 
-    monkeypatch.setattr(fastquant._api, "NUMBA_MIN_SIZE", 0)
-    fastquant.to_uint8(np.linspace(-1, 2, 1000, dtype=np.float32))  # starts the layer if needed
+    with fastquant._plan.tuning(numba_min_size=0):
+        fastquant.to_uint8(np.linspace(-1, 2, 1000, dtype=np.float32))  # starts the layer if needed
     layer = numba.threading_layer()
     assert f"numba threading layer: {layer} (started)" in _threading.describe()
     lock = _threading.kernel_lock()

@@ -66,7 +66,7 @@ def main() -> int:
     import numba
 
     import fastquant
-    import fastquant._api
+    import fastquant._plan
     import fastquant._threading
     from fastquant import _jit
 
@@ -87,7 +87,7 @@ def main() -> int:
 
     # The real API (forced onto the Numba path), unless the control run bypasses the lock.
     use_api = not args.no_lock
-    fastquant._api.NUMBA_MIN_SIZE = 0
+    fastquant._plan.tuning(numba_min_size=0).__enter__()  # for the rest of this child process
 
     def run_api(x):
         return [

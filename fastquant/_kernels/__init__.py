@@ -1,4 +1,4 @@
-"""Numba kernels: bare loops, grouped by family. Dispatch, validation and layout handling live in _api.
+"""Numba kernels: bare loops, grouped by family. The passes that call them live in :mod:`fastquant._passes`.
 
 Every kernel reads a 1-D C-contiguous float32 or float64 array ``x`` holding a stretch of the logical
 ``(A, G, B)`` array in C order, starting at flat offset ``start``: element ``i`` belongs to group
@@ -619,10 +619,11 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
 
 
 @parallel
-def radix_hist(bits, start, n_groups, run, g_lo, g_hi, shift, prefix_shift, prefixes, use_prefix, n_chunks):
-    """hist[c, g - g_lo, d] = #finite values of group g (g_lo <= g < g_hi) in chunk c with key digit d.
+def radix_hist(bits, start, n_groups, run, rows, n_rows, shift, prefix_shift, prefixes, use_prefix, n_chunks):
+    """hist[c, rows[g], d] = #finite values of group g (rows[g] >= 0) in chunk c with key digit d.
 
-    The digit is (key >> shift) & 0xFFFF.
+    The digit is (key >> shift) & 0xFFFF. Only groups with a row are counted, so a pass over a few groups
+    among many holds a few rows of 512 KiB.
     `bits` is the float array viewed as uint32/uint64. The key maps IEEE sign-magnitude to unsigned order
     (negatives: every bit flipped; positives: the sign bit flipped). With use_prefix, only keys with
     (key >> prefix_shift) == prefixes[g] count.
@@ -635,17 +636,18 @@ def radix_hist(bits, start, n_groups, run, g_lo, g_hi, shift, prefix_shift, pref
     sign_bit = np.uint64(1) << top
     digit_shift = np.uint64(shift)
     pshift = np.uint64(prefix_shift)
-    hist = np.zeros((n_chunks, g_hi - g_lo, 65536), dtype=np.int64)
+    hist = np.zeros((n_chunks, n_rows, 65536), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         g, b = _group_at(start + begin, n_groups, run)
         h = hist[c]
         for i in range(begin, end):
             w = np.uint64(bits[i])
-            if g_lo <= g < g_hi and w & exponent != exponent:  # skip NaN and +-inf
+            r = rows[g]
+            if r >= 0 and w & exponent != exponent:  # skip NaN and +-inf
                 k = w ^ (ones if w >> top else sign_bit)
                 if not use_prefix or (k >> pshift) == prefixes[g]:
-                    h[g - g_lo, (k >> digit_shift) & np.uint64(0xFFFF)] += 1
+                    h[r, (k >> digit_shift) & np.uint64(0xFFFF)] += 1
             b += 1
             if b == run:
                 b = 0

@@ -1,4 +1,5 @@
-"""Argument validation shared by the reference and the fast paths.
+"""Argument validation shared by the reference and the fast paths (the house style of messages: "X has Y;
+accepted: Z").
 
 Everything here runs before any data is touched, so that both implementations reject exactly the same
 inputs with exactly the same messages. NumPy only: importing this must stay cheap.
@@ -43,8 +44,19 @@ def check_method(method) -> str:
     return method
 
 
+def _reject_text(value, name: str) -> None:
+    """Strings are not numbers here, even when float() or numpy.asarray would parse them."""
+    if isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind in "USO" and _holds_text(value):
+        raise TypeError(f"{name}={value!r} is text; accepted: real numbers")
+
+
+def _holds_text(value) -> bool:
+    return any(isinstance(v, (str, bytes)) for v in np.asarray(value, dtype=object).reshape(-1))
+
+
 def check_q(q) -> np.ndarray:
     """Percentiles as float64, each in [0, 100]."""
+    _reject_text(q, "q")
     try:
         q_arr = np.asarray(q, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -65,7 +77,7 @@ def normalize_axis(axis, ndim: int) -> tuple[int, ...]:
 
 
 def _finite_scalar(value, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
         raise TypeError(f"{name}={value!r} must be a real scalar")
     try:
         result = float(value)
@@ -76,11 +88,57 @@ def _finite_scalar(value, name: str) -> float:
     return result
 
 
-def check_limits(vmin, vmax, percentiles):
-    """Validate the limit options; returns (vmin, vmax, percentiles) as floats / a float pair / None."""
+def _limit(value, name: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
+    """A vmin/vmax: None, or float64 of the keepdims `shape` (a scalar, or an array that broadcasts to the
+    keepdims shape or to the kept shape). Elements must be finite, except NaN (checked as pairs by the caller)."""
+    if value is None:
+        return None
+    if np.ndim(value) == 0:
+        _finite_scalar_or_nan(value, name)
+        return np.full(shape, float(value))
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}; accepted: real numbers (int or float scalars or arrays)")
+    kept = tuple(n for i, n in enumerate(shape) if i not in axes)
+    for target in (shape, kept):
+        try:
+            limit = np.broadcast_to(arr.astype(np.float64), target).reshape(shape)
+            break
+        except ValueError:
+            continue
+    else:
+        raise ValueError(
+            f"{name} has shape {arr.shape}; accepted: a scalar or an array that broadcasts to the limits' shape "
+            f"{shape} (keepdims) or {kept} (kept axes of axis={axes})"
+        )
+    if np.isinf(limit).any():
+        raise ValueError(f"{name} has infinite values; accepted: finite limits (NaN only as a vmin/vmax pair)")
+    return np.ascontiguousarray(limit)
+
+
+def _finite_scalar_or_nan(value, name: str) -> None:
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name}={value!r} must be a real scalar")
+    try:
+        result = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}={value!r} must be a real scalar") from exc
+    if math.isinf(result):
+        raise ValueError(f"{name}={value!r} must be finite")
+
+
+def check_limits(vmin, vmax, percentiles, shape: tuple[int, ...] = (), axes: tuple[int, ...] = ()):
+    """Validate the limit options for an input of `shape` with limits over `axes`.
+
+    Returns (vmin, vmax, percentiles): vmin and vmax as float64 arrays of the keepdims shape (or None), the
+    percentiles as a float pair (or None). A NaN limit is accepted only where vmin and vmax are both NaN: the
+    limits :func:`fastquant.limits` gives a slice without finite values.
+    """
     if percentiles is not None:
         if vmin is not None or vmax is not None:
             raise ValueError("give either vmin/vmax (absolute limits) or percentiles (data-derived limits), not both")
+        if isinstance(percentiles, (str, bytes)):
+            raise TypeError(f"percentiles={percentiles!r} is text; accepted: a pair (low, high) of numbers")
         try:
             low, high = percentiles
         except (TypeError, ValueError) as exc:
@@ -92,11 +150,20 @@ def check_limits(vmin, vmax, percentiles):
         if not (0 <= low <= high <= 100):
             raise ValueError(f"percentiles={percentiles!r} must satisfy 0 <= low <= high <= 100")
         return None, None, (low, high)
-    vmin = None if vmin is None else _finite_scalar(vmin, "vmin")
-    vmax = None if vmax is None else _finite_scalar(vmax, "vmax")
-    if vmin is not None and vmax is not None and vmin > vmax:
+    limits_shape = keepdims_shape(shape, axes)
+    lo = _limit(vmin, "vmin", limits_shape, axes)
+    hi = _limit(vmax, "vmax", limits_shape, axes)
+    nan_lo = np.isnan(lo) if lo is not None else np.zeros(limits_shape, bool)
+    nan_hi = np.isnan(hi) if hi is not None else np.zeros(limits_shape, bool)
+    if (nan_lo != nan_hi).any() or (lo is None or hi is None) and (nan_lo.any() or nan_hi.any()):
+        name, value = ("vmin", vmin) if nan_lo.any() and (hi is None or (nan_lo & ~nan_hi).any()) else ("vmax", vmax)
+        raise ValueError(
+            f"{name}={value!r} must be finite (NaN is accepted only where vmin and vmax are both NaN: the limits "
+            "of a slice without finite values)"
+        )
+    if lo is not None and hi is not None and (lo > hi).any():
         raise ValueError(f"vmin={vmin!r} is greater than vmax={vmax!r}; need vmin <= vmax")
-    return vmin, vmax, None
+    return lo, hi, None
 
 
 def check_nan(nan) -> int:

@@ -1,0 +1,44 @@
+"""Arithmetic of the level function that the specification and the fast paths share.
+
+Neither side is the other's library: :mod:`fastquant.reference` and the engine both import these few lines, so
+a change here changes both, and ``tests/test_semantics.py`` checks them against hand-derived values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Below this span, 255 / (hi - lo) would exceed the float64 maximum: the span is then rescaled.
+MIN_PLAIN_SPAN = 2.0**-1013
+# Rescaled spans are brought near 1 by at most this power of two (2**1000 keeps lo * factor finite).
+MAX_RESCALE_EXPONENT = 1000
+# A span that overflows to inf (|lo|, |hi| near the float64 maximum) is rescaled by 2**-2.
+OVERFLOW_EXPONENT = -2
+
+
+def plain_span(lo, hi) -> np.ndarray:
+    """Whether 255 / (hi - lo) is a normal float64, so the level formula needs no rescaling (factor 1)."""
+    with np.errstate(all="ignore"):
+        span = np.asarray(hi, dtype=np.float64) - np.asarray(lo, dtype=np.float64)
+        return np.isfinite(span) & (span >= MIN_PLAIN_SPAN)
+
+
+def scale_terms(lo, hi):
+    """(factor, lo * factor, 255 / (hi * factor - lo * factor)) for the level formula.
+
+    factor is 1 for every range whose 255 / (hi - lo) is a normal float64 (then this is the plain formula, bit
+    for bit); otherwise a power of two that brings hi - lo near 1, so the levels stay fractions of the range.
+    A span that overflows float64 (finite limits of opposite signs near the maximum) is quartered; a range that
+    is not positive (lo == hi, or undefined) keeps factor 1.
+    """
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        span = hi - lo
+        plain = np.isfinite(span) & (span >= MIN_PLAIN_SPAN)
+        finite_positive = np.isfinite(span) & (span > 0)
+        exponent = np.where(finite_positive, np.minimum(-np.frexp(span)[1], MAX_RESCALE_EXPONENT), OVERFLOW_EXPONENT)
+        factor = np.where(plain | ~(span > 0), 1.0, np.ldexp(1.0, exponent))
+        lo_scaled = lo * factor
+        scale = 255.0 / (hi * factor - lo_scaled)
+    return factor, lo_scaled, scale

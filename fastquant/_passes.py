@@ -1,0 +1,453 @@
+"""The passes over the data, each split as create / append / combine / finalize (as datashader's reductions).
+
+A pass reads blocks (:mod:`fastquant._source`) and keeps a *partial* result per group: counts against thresholds,
+radix-digit histograms under a known prefix, finite min/max, samples, collected bracket members, approx proof
+counts. ``create()`` makes an empty partial; ``append(partial, block)`` adds one block; ``combine(partials)``
+merges partials of disjoint blocks (sums, minima, maxima, placements: associative and commutative); and
+``finalize(partial)`` gives the pass's answer. The answer does not depend on the block boundaries, on the merge
+order or on the thread count. Partials are NumPy arrays (picklable), of size O(groups x thresholds) plus
+collected members up to a cap, never growing with the data.
+
+A pass with ``aligned = True`` needs blocks that hold whole groups; one with ``whole = True`` needs the whole array
+in one block (a direct in-memory source: it is a fused fast path with an equivalent blockwise pair of passes).
+The in-memory driver is :func:`run`; bulk conversion and a Dask backend are other drivers of the same pieces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ._plan import Layout, current
+from ._source import Block
+
+RADIX_BITS = 16  # bits per radix digit
+RADIX_BINS = 1 << RADIX_BITS
+SWEEP = 6  # thresholds per counting sweep of the run kernels
+SMALL_BLOCK = 1 << 16  # blocks smaller than this get one histogram per call, not one per thread
+
+
+def kernels():
+    """The Numba kernels (imports numba: only on the first large input)."""
+    from . import _kernels
+
+    return _kernels
+
+
+def n_parts() -> int:
+    """prange pieces of a kernel call: the thread count (read outside the kernels, so cache=True holds)."""
+    import numba
+
+    return numba.get_num_threads()
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def run(pass_, source):
+    """Run one pass over every block of an in-memory `source` and finalize it (a direct source runs a pass's
+    fused whole-array version where it has one)."""
+    if pass_.whole or (source.direct and hasattr(pass_, "fused")):
+        return pass_.fused(source)
+    partial = pass_.create()
+    for block in source.blocks(aligned=pass_.aligned):
+        pass_.append(partial, block)
+    return pass_.finalize(partial)
+
+
+def drive(selection, source) -> None:
+    """Run a selection's passes until it is done (the in-memory driver of the state machines)."""
+    while (pass_ := selection.next_pass()) is not None:
+        selection.consume(run(pass_, source))
+
+
+class Pass:
+    aligned = False
+    whole = False
+
+    def combine(self, partials: list):
+        raise NotImplementedError
+
+    def finalize(self, partial):
+        return partial
+
+
+# --- finite minimum and maximum (one-sided limits) -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FiniteMinMax(Pass):
+    """(lo, hi) per group: the finite minimum and maximum, NaN for a group without finite values."""
+
+    groups: int
+
+    def create(self) -> np.ndarray:
+        partial = np.empty((self.groups, 2))
+        partial[:, 0], partial[:, 1] = np.inf, -np.inf
+        return partial
+
+    def append(self, partial: np.ndarray, block: Block) -> None:
+        k, lay = kernels(), block.layout
+        with k.kernel_lock():
+            part = k.finite_minmax(block.data, 0, lay.groups, lay.inner, n_parts())
+        ids = block.group_ids
+        partial[ids, 0] = np.minimum(partial[ids, 0], part[:, :, 0].min(axis=0))
+        partial[ids, 1] = np.maximum(partial[ids, 1], part[:, :, 1].max(axis=0))
+
+    def combine(self, partials: list) -> np.ndarray:
+        stacked = np.stack(partials)
+        return np.stack([stacked[:, :, 0].min(axis=0), stacked[:, :, 1].max(axis=0)], axis=1)
+
+    def finalize(self, partial: np.ndarray):
+        empty = partial[:, 0] > partial[:, 1]
+        return np.where(empty, np.nan, partial[:, 0]), np.where(empty, np.nan, partial[:, 1])
+
+
+# --- counts below thresholds ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class CountBelow(Pass):
+    """(G, T) counts of x < thresholds[g, t] per group (NaN never counts)."""
+
+    thresholds: np.ndarray  # (G, T), in the kernel dtype
+
+    def create(self) -> np.ndarray:
+        return np.zeros(self.thresholds.shape, dtype=np.int64)
+
+    def append(self, partial: np.ndarray, block: Block) -> None:
+        k, lay, tun = kernels(), block.layout, current()
+        thresholds = self.thresholds[block.group_ids]
+        n_thr = thresholds.shape[1]
+        lanes = lay.lane_count(tun)
+        with k.kernel_lock():
+            if lanes:
+                lane_groups = lay.lane_groups(lanes)
+                per_lane = k.count_lanes(
+                    block.data,
+                    np.ascontiguousarray(thresholds[lane_groups].T),
+                    n_parts(),
+                    tun.count_block // lanes * lanes,
+                ).sum(axis=0)  # (T, L)
+                local = np.zeros((lay.groups, n_thr), dtype=np.int64)
+                np.add.at(local, lane_groups, per_lane.T)
+            else:
+                padded = np.empty((lay.groups, round_up(n_thr, SWEEP)), dtype=thresholds.dtype)
+                padded[:, :n_thr] = thresholds
+                padded[:, n_thr:] = thresholds[:, -1:]
+                counts = k.count_runs(block.data, 0, lay.groups, lay.inner, padded, n_parts(), tun.count_block)
+                local = counts.sum(axis=0)[:, :n_thr]
+        partial[block.group_ids] += local
+
+    def combine(self, partials: list) -> np.ndarray:
+        return np.sum(partials, axis=0)
+
+
+# --- collected bracket members --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Members:
+    """Collected values: region r = (g, j) holds written[g, j] values at values[base[g, j]:]."""
+
+    values: np.ndarray
+    written: np.ndarray
+
+    def region(self, base: np.ndarray, g: int, j: int) -> np.ndarray:
+        return self.values[base[g, j] : base[g, j] + self.written[g, j]]
+
+
+@dataclasses.dataclass
+class Collect(Pass):
+    """The members of brackets [low, high) per group, whose exact sizes a counting pass gave."""
+
+    low: np.ndarray  # (G, J) in the kernel dtype; [inf, inf) collects nothing
+    high: np.ndarray
+    sizes: np.ndarray  # (G, J) int64
+
+    @property
+    def base(self) -> np.ndarray:
+        base = np.zeros_like(self.sizes)
+        base.reshape(-1)[1:] = np.cumsum(self.sizes.reshape(-1))[:-1]
+        return base
+
+    def create(self) -> Members:
+        return Members(np.empty(int(self.sizes.sum()), dtype=self.low.dtype), np.zeros_like(self.sizes))
+
+    def append(self, partial: Members, block: Block) -> None:
+        k, lay, tun = kernels(), block.layout, current()
+        ids = block.group_ids
+        low, high, sizes = self.low[ids], self.high[ids], self.sizes[ids]
+        parts = n_parts()
+        local_base = np.zeros_like(sizes)
+        local_base.reshape(-1)[1:] = np.cumsum(sizes.reshape(-1))[:-1]
+        # each part writes its own row: positions never depend on scheduling
+        dest = np.empty((parts, max(int(sizes.sum()), 1)), dtype=low.dtype)
+        lanes = lay.lane_count(tun)
+        with k.kernel_lock():
+            if lanes:
+                lane_groups = lay.lane_groups(lanes)
+                written = k.collect_lanes(
+                    block.data,
+                    np.ascontiguousarray(low[lane_groups].T),
+                    np.ascontiguousarray(high[lane_groups].T),
+                    lane_groups,
+                    local_base,
+                    dest,
+                    parts,
+                    tun.count_block // lanes * lanes,
+                )
+            else:
+                written = k.collect(block.data, 0, lay.groups, lay.inner, low, high, local_base, dest, parts)
+        base = self.base
+        for li, g in enumerate(ids.tolist()):
+            for j in range(low.shape[1]):
+                for c in range(parts):
+                    n = int(written[c, li, j])
+                    if n:
+                        at = base[g, j] + partial.written[g, j]
+                        partial.values[at : at + n] = dest[c, local_base[li, j] : local_base[li, j] + n]
+                        partial.written[g, j] += n
+
+    def combine(self, partials: list) -> Members:
+        merged = self.create()
+        base = self.base
+        for part in partials:
+            for g, j in zip(*np.nonzero(part.written), strict=True):
+                n = part.written[g, j]
+                at = base[g, j] + merged.written[g, j]
+                merged.values[at : at + n] = part.region(base, g, j)
+                merged.written[g, j] += n
+        return merged
+
+
+@dataclasses.dataclass
+class Scan(Pass):
+    """Counting and collecting fused in one pass (runs layout, whole direct array): CountBelow(thresholds) and
+    the members of each bracket, up to `cap` per part (a region that overflows is collected again exactly)."""
+
+    thresholds: np.ndarray  # (G, T): pair 0 (lowest finite, inf), then brackets; T a multiple of SWEEP
+    cap: np.ndarray  # (G, T // 2) members per part and pair
+    whole = True
+
+    def fused(self, source):
+        """(below (G, T), members(g, j) -> values or None when the region overflowed)."""
+        k, lay, tun = kernels(), source.layout, current()
+        parts = n_parts()
+        slots = self.cap + 1  # one sink slot per region (see _kernels._gather_members)
+        base = np.zeros_like(self.cap)
+        base.reshape(-1)[1:] = np.cumsum(slots.reshape(-1))[:-1]
+        dest = np.empty((parts, int(slots.sum())), dtype=source.dtype)
+        with k.kernel_lock():
+            counts, written = k.scan_runs(
+                source.flat, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
+                tun.scan_block // source.dtype.itemsize,
+            )  # fmt: skip
+
+        def members(g: int, j: int):
+            pair = j + 1
+            if (written[:, g, pair] <= self.cap[g, pair]).all():
+                return np.concatenate(
+                    [dest[c, base[g, pair] : base[g, pair] + written[c, g, pair]] for c in range(parts)]
+                )
+            return None
+
+        return counts.sum(axis=0), members
+
+
+# --- radix-digit histograms -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RadixHistogram(Pass):
+    """hist[r, d]: the finite values of group rows[r] whose order-preserving key has digit d at `shift`, among
+    the keys whose bits above `prefix_shift` equal prefixes[r] (all keys when use_prefix is False)."""
+
+    rows: np.ndarray  # global groups, one histogram row each
+    groups: int
+    shift: int
+    prefix_shift: int
+    prefixes: np.ndarray  # (R,) uint64
+    use_prefix: bool
+
+    def create(self) -> np.ndarray:
+        return np.zeros((self.rows.size, RADIX_BINS), dtype=np.int64)
+
+    def append(self, partial: np.ndarray, block: Block) -> None:
+        slot = np.full(self.groups, -1, dtype=np.int64)
+        slot[self.rows] = np.arange(self.rows.size)
+        local = slot[block.group_ids]
+        if (local < 0).all():
+            return
+        k, lay = kernels(), block.layout
+        prefixes = np.where(local >= 0, self.prefixes[np.maximum(local, 0)], 0).astype(np.uint64)
+        bits = block.data.view(np.uint32 if block.data.itemsize == 4 else np.uint64)
+        with k.kernel_lock():
+            part = k.radix_hist(
+                bits, 0, lay.groups, lay.inner, local, self.rows.size, self.shift, self.prefix_shift, prefixes,
+                self.use_prefix, n_parts() if block.data.size >= SMALL_BLOCK else 1,
+            )  # fmt: skip
+        partial += part.sum(axis=0)
+
+    def combine(self, partials: list) -> np.ndarray:
+        return np.sum(partials, axis=0)
+
+
+# --- samples ----------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Sample(Pass):
+    """Every group's elements at logical positions (a, b) = (i * step_a, j * step_b): (G, m), m = na * nb."""
+
+    layout: Layout
+    step_a: int
+    step_b: int
+    dtype: np.dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        na = -(-self.layout.outer // self.step_a)
+        nb = -(-self.layout.inner // self.step_b)
+        return na, nb
+
+    def create(self):
+        na, nb = self.shape
+        return np.empty((self.layout.groups, na * nb), dtype=self.dtype), np.zeros((self.layout.groups, na * nb), bool)
+
+    def append(self, partial, block: Block) -> None:
+        values, filled = partial
+        lay = block.layout
+        take_a = np.nonzero(block.outer_ids % self.step_a == 0)[0]
+        take_b = np.nonzero(block.inner_ids % self.step_b == 0)[0]
+        if take_a.size == 0 or take_b.size == 0:
+            return
+        cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a][:, :, take_b]  # (a', g', b')
+        nb = self.shape[1]
+        columns = (block.outer_ids[take_a] // self.step_a)[:, None] * nb + block.inner_ids[take_b] // self.step_b
+        rows = block.group_ids[:, None]
+        values[rows, columns.reshape(-1)[None, :]] = np.moveaxis(cube, 1, 0).reshape(lay.groups, -1)
+        filled[rows, columns.reshape(-1)[None, :]] = True
+
+    def combine(self, partials: list):
+        values, filled = self.create()
+        for v, f in partials:
+            values[f] = v[f]
+            filled |= f
+        return values, filled
+
+    def finalize(self, partial) -> np.ndarray:
+        return partial[0]
+
+    def fused(self, source) -> np.ndarray:
+        """The sample of a direct source by one parallel gather (one element per cache line or page)."""
+        k, lay = kernels(), self.layout
+        with k.kernel_lock():
+            return k.strided_sample(source.flat, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, n_parts())
+
+
+def sample_pass(layout: Layout, stride: int, dtype: np.dtype) -> Sample:
+    """The sample of every group at fixed logical positions, about one in `stride`. The positions depend only on
+    the shape (not on the memory layout, byte order or source)."""
+    step_b = min(layout.inner, stride)
+    step_a = max(1, stride // step_b)
+    return Sample(layout, step_a, step_b, np.dtype(dtype))
+
+
+# --- per-group selection of small groups ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class GroupSort(Pass):
+    """Per group: finite count and the order statistics NumPy's interpolation needs (blocks of whole groups)."""
+
+    groups: int
+    quantiles: np.ndarray
+    dtype: np.dtype
+    aligned = True
+
+    def create(self):
+        n_q = self.quantiles.size
+        return (
+            np.full(self.groups, -1, dtype=np.int64),
+            np.full((self.groups, n_q), np.nan, dtype=self.dtype),
+            np.full((self.groups, n_q), np.nan, dtype=self.dtype),
+        )
+
+    def append(self, partial, block: Block) -> None:
+        k, lay = kernels(), block.layout
+        with k.kernel_lock():
+            counts, prev, nxt = k.sorted_select(block.data, lay.outer, lay.groups, lay.inner, self.quantiles)
+        ids = block.group_ids
+        partial[0][ids], partial[1][ids], partial[2][ids] = counts, prev, nxt
+
+    def combine(self, partials: list):
+        merged = self.create()
+        for counts, prev, nxt in partials:
+            done = counts >= 0
+            merged[0][done], merged[1][done], merged[2][done] = counts[done], prev[done], nxt[done]
+        return merged
+
+
+# --- conversion -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Convert(Pass):
+    """Write the levels of every block into `out` (the output in logical axis order); with `windows` (G, 4
+    edges), also count per group the finite values and the values below each edge: (G, 5)."""
+
+    lo: np.ndarray  # (G,) finite limits per group
+    factor: np.ndarray
+    lo_scaled: np.ndarray
+    scale: np.ndarray
+    nan_level: float
+    out: np.ndarray
+    undefined: np.ndarray  # (G,) bool: groups whose every element becomes nan_level
+    windows: np.ndarray | None = None
+
+    def create(self):
+        return None if self.windows is None else np.zeros((self.lo.size, 5), dtype=np.int64)
+
+    def append(self, partial, block: Block) -> None:
+        k, lay, tun = kernels(), block.layout, current()
+        ids = block.group_ids
+        params = [p[ids] for p in (self.lo, self.factor, self.lo_scaled, self.scale)]
+        dest_view = self.out[block.index]
+        in_place = dest_view.flags.c_contiguous
+        dest = dest_view.reshape(-1) if in_place else np.empty(block.data.size, dtype=np.uint8)
+        parts = n_parts()
+        lanes = lay.lane_count(tun)
+        largest = np.finfo(block.data.dtype).max
+        with k.kernel_lock():
+            if lanes:
+                lane_groups = lay.lane_groups(lanes)
+                lane_params = [p[lane_groups] for p in params]
+                if self.windows is None:
+                    k.convert_lanes(block.data, dest, *lane_params, self.nan_level, parts)
+                else:
+                    windows = np.ascontiguousarray(self.windows[ids][lane_groups].T)  # (4, L)
+                    part = k.convert_count_lanes(
+                        block.data, dest, *lane_params, self.nan_level, largest, windows, parts,
+                        tun.convert_block // lanes * lanes,
+                    )  # fmt: skip
+                    local = np.zeros((lay.groups, 5), dtype=np.int64)
+                    np.add.at(local, lane_groups, part.sum(axis=0).T)
+                    partial[ids] += local
+            elif self.windows is None:
+                k.convert_runs(block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, parts)
+            else:
+                partial[ids] += k.convert_count_runs(
+                    block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, largest,
+                    np.ascontiguousarray(self.windows[ids]), parts, tun.convert_block,
+                ).sum(axis=0)  # fmt: skip
+        undefined = self.undefined[ids]
+        if undefined.any():
+            dest.reshape(lay.outer, lay.groups, lay.inner)[:, undefined, :] = np.uint8(self.nan_level)
+        if not in_place:
+            dest_view[...] = dest.reshape(dest_view.shape)
+
+    def combine(self, partials: list):
+        return None if self.windows is None else np.sum(partials, axis=0)

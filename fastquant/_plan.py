@@ -1,0 +1,177 @@
+"""The plan of a call: the layout of the groups, the path that runs it, and every tuning knob, in one place.
+
+Layout. Limits are computed per *group*: the index over the kept (non-reduced) axes. The engine sees the input in a
+*logical* axis order in which the kept axes are adjacent (the input's own order when they already are, else the
+kept axes first), so in C order it is an ``(outer, groups, inner)`` array: element ``(a, g, b)`` belongs to group
+``g``. Blocks of any source are sub-arrays of that logical array (:mod:`fastquant._source`).
+
+Path. Below ``Tuning.numba_min_size`` elements NumPy does the work (:mod:`fastquant._numpy_path`), so a small
+one-shot conversion never imports numba; above it the engine and its kernels. The choice depends on the size only.
+
+Tuning. :class:`Tuning` holds every knob; :func:`tuning` lowers or raises them for a block of code (the seam the
+tests use, instead of patching module globals). :func:`recording` collects a trace of what the engine chose and
+did, so a test can assert that the path it names really ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """Every size threshold and block length of the engine (defaults are the measured ones)."""
+
+    numba_min_size: int = 1 << 20  # inputs this large (elements) take the engine; smaller ones NumPy
+    stream_block: int = 1 << 20  # elements per block read from a source that kernels cannot read in place
+    sample_stride: int = 256  # one element in this many is sampled to propose brackets
+    min_sample: int = 1 << 14  # groups smaller than this many sampled elements skip the bracket step
+    approx_sample: int = 1 << 18  # sampled elements per group that propose approximate limits
+    approx_min_stride: int = 16  # at most this share of the data is sampled (smaller groups: exact limits)
+    approx_tolerance: float = 0.9  # proved limit error, in grey levels of the proposed range (must stay below 1)
+    max_approx_groups: int = 64  # more groups than this: approximate limits are the exact ones
+    max_candidates: int = 1 << 23  # bracket members collected at most (32 MiB of float32)
+    radix_groups: int = 16  # groups per radix pass at most (histogram rows of 512 KiB per part)
+    memory_budget: int = 64 << 20  # bytes of scratch (histograms, regions) a call may use besides its output
+    max_lanes: int = 64  # repeating group patterns up to this period use the per-lane kernels
+    lane_block: int = 512  # about this many lanes (a multiple of the period): one parameter per element of a block
+    count_block: int = 1 << 12  # elements per counting step (L1-resident across threshold sweeps)
+    convert_block: int = 1 << 12  # elements per convert-then-count step (L1-resident)
+    scan_block: int = 1 << 14  # bytes of input per counting-and-collecting step (L1-resident)
+
+
+# Process-wide (not per thread or context): a test that lowers a knob lowers it for the threads it starts too.
+_tuning = Tuning()
+_trace: list | None = None
+
+
+def current() -> Tuning:
+    """The knobs in force."""
+    return _tuning
+
+
+@contextlib.contextmanager
+def tuning(**changes) -> Iterator[Tuning]:
+    """Run a block with some knobs changed, e.g. ``with tuning(numba_min_size=0): ...`` (tests, experiments).
+    Not for concurrent use: the knobs are process-wide."""
+    global _tuning
+    previous = _tuning
+    _tuning = dataclasses.replace(previous, **changes)
+    try:
+        yield _tuning
+    finally:
+        _tuning = previous
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[tuple[str, dict]]]:
+    """Collect the engine's trace (``(event, details)`` pairs) for a block of code."""
+    global _trace
+    previous, events = _trace, []
+    _trace = events
+    try:
+        yield events
+    finally:
+        _trace = previous
+
+
+def note(event: str, **details) -> None:
+    """Add an event to the trace, if one is being recorded (cheap otherwise)."""
+    if _trace is not None:
+        _trace.append((event, details))
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The logical array in C order as (outer, groups, inner): `groups` groups, each reduced over the others."""
+
+    outer: int
+    groups: int
+    inner: int
+
+    @property
+    def group_size(self) -> int:
+        return self.outer * self.inner
+
+    @property
+    def period(self) -> int:
+        return self.groups * self.inner
+
+    def lane_groups(self, lanes: int) -> np.ndarray:
+        return (np.arange(lanes) // self.inner) % self.groups
+
+    def lane_count(self, tuning: Tuning) -> int:
+        """Lane block length for a short repeating group pattern, or 0 to use the per-run kernels."""
+        if self.groups == 1 or self.period > tuning.max_lanes or self.inner >= 16:
+            return 0
+        # Long enough for the loops over lanes to vectorize well, and a multiple of 32 where possible, so that
+        # they have no scalar remainder.
+        unit = math.lcm(self.period, 32)
+        return unit * max(1, tuning.lane_block // unit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """How a logical array of `shape` (kept axes adjacent, at `kept[0]..kept[-1]`) splits into groups."""
+
+    shape: tuple[int, ...]  # logical shape
+    kept: tuple[int, ...]  # logical positions of the kept axes (adjacent)
+
+    @property
+    def layout(self) -> Layout:
+        return self.local_layout(self.shape)
+
+    def local_layout(self, shape: tuple[int, ...]) -> Layout:
+        """The (outer, groups, inner) of a block of this `shape` (logical axis order)."""
+        if not self.kept:
+            return Layout(1, 1, math.prod(shape))
+        first, last = self.kept[0], self.kept[-1]
+        return Layout(math.prod(shape[:first]), math.prod(shape[first : last + 1]), math.prod(shape[last + 1 :]))
+
+    def ids(self, index: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Global (outer, group, inner) indexes of a block's local ones, in C order."""
+        first, last = (self.kept[0], self.kept[-1]) if self.kept else (0, -1)  # no kept axes: all inner
+        parts = []
+        for axes in (range(0, first), range(first, last + 1), range(last + 1, len(self.shape))):
+            ranges = [np.arange(*index[k].indices(self.shape[k])) for k in axes]
+            if not ranges:
+                parts.append(np.zeros(1, dtype=np.int64))
+                continue
+            grids = np.meshgrid(*ranges, indexing="ij")
+            parts.append(np.ravel_multi_index(grids, [self.shape[k] for k in axes]).reshape(-1).astype(np.int64))
+        return parts[0], parts[1], parts[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What runs a call: the path, and for the engine the logical axis order and its geometry."""
+
+    path: str  # "numpy" or "engine"
+    perm: tuple[int, ...]  # logical axis order: logical axis k is input axis perm[k]
+    geometry: Geometry
+
+    @property
+    def layout(self) -> Layout:
+        return self.geometry.layout
+
+
+def make_plan(shape: tuple[int, ...], axes: tuple[int, ...], grouped: bool) -> Plan:
+    """The plan for an input of `shape` whose limits are reduced over `axes` (when they differ by group:
+    data-derived, or given as arrays)."""
+    size = math.prod(shape)
+    path = "engine" if size >= max(current().numba_min_size, 1) and len(shape) > 0 else "numpy"
+    kept = [i for i in range(len(shape)) if i not in axes] if grouped else []
+    if kept and kept != list(range(kept[0], kept[-1] + 1)):
+        perm = tuple(kept + [i for i in range(len(shape)) if i not in kept])  # kept axes first
+        kept = list(range(len(kept)))
+    else:
+        perm = tuple(range(len(shape)))
+    logical = tuple(shape[i] for i in perm)
+    plan = Plan(path, perm, Geometry(logical, tuple(kept)))
+    note("plan", path=path, layout=plan.layout, transposed=perm != tuple(range(len(shape))))
+    return plan

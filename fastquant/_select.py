@@ -1,0 +1,431 @@
+"""Selection algorithms: exact order statistics per group, as explicit state machines over passes.
+
+A selection says which pass to run next (:meth:`next_pass`), takes its result (:meth:`consume`), and is done when
+``next_pass()`` returns None. It never touches the data itself, so any driver (in memory, bulk, Dask) can run
+it; :func:`fastquant._passes.drive` is the in-memory one.
+
+- :class:`BracketSelection` (large groups): a strided sample proposes, per group and percentile, an interval
+  ``[a, b)`` that should hold the needed order statistics; a counting pass proves or refutes it, a collecting
+  pass gathers the few values inside proven intervals, and a selection among them gives the exact order
+  statistics. On a direct source counting and collecting are one fused pass.
+- :class:`RadixSelection` (fallback, exact for every input): histograms of 16-bit digits of the float's
+  order-preserving integer key, most significant first, each pass restricted to the known prefix. Two passes
+  for float32, four for float64.
+- :class:`SortSelection` (many small groups): one pass over blocks of whole groups selects within each group.
+
+The order statistics then go through NumPy's own linear interpolation formula (:func:`interpolate`), so the
+results equal ``numpy.percentile`` bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _passes
+from ._passes import RADIX_BITS, SWEEP, Collect, CountBelow, GroupSort, RadixHistogram, Scan, round_up
+from ._plan import current, note
+
+# --- NumPy's "linear" interpolation ---------------------------------------------------------------------------
+
+
+def interpolation_plan(n: int, quantiles: np.ndarray):
+    """NumPy's "linear" method: neighbour ranks and weights, with its exact arithmetic and edge rules."""
+    virtual = (n - 1) * quantiles
+    prev = np.floor(virtual)
+    following = prev + 1
+    above = virtual >= n - 1
+    prev[above] = -1
+    following[above] = -1
+    gamma = virtual - prev
+    prev_rank = np.where(prev < 0, n - 1, prev).astype(np.int64)
+    next_rank = np.where(following < 0, n - 1, following).astype(np.int64)
+    return prev_rank, next_rank, gamma
+
+
+def needed_ranks(n: int, quantiles: np.ndarray) -> list[int]:
+    """The ranks (0-based, sorted) whose values the interpolation of n values at `quantiles` reads."""
+    prev_rank, next_rank, _ = interpolation_plan(n, quantiles)
+    return sorted(set(prev_rank.tolist()) | set(next_rank.tolist()))
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # numpy.lib._function_base_impl._lerp, step for step: the difference is taken in the data's dtype.
+    diff = b - a
+    result = np.add(a, diff * t)
+    np.subtract(b, diff * (1 - t), out=result, where=t >= 0.5, casting="unsafe", dtype=np.float64)
+    return result.astype(np.float64)
+
+
+def interpolate(n: int, quantiles: np.ndarray, order_statistics: dict, dtype: np.dtype) -> np.ndarray:
+    """NumPy's "linear" percentiles of n values from their order statistics (rank -> value for every rank of
+    needed_ranks), interpolated in `dtype` as NumPy does."""
+    prev_rank, next_rank, gamma = interpolation_plan(n, quantiles)
+    prev = np.array([order_statistics[r] for r in prev_rank], dtype=dtype)
+    following = np.array([order_statistics[r] for r in next_rank], dtype=dtype)
+    return lerp(prev, following, gamma)
+
+
+def select(values: np.ndarray, ranks: list[int]) -> list:
+    """values[r] of sorted(values) for each r in `ranks`; reorders `values` in place.
+
+    One single-rank partition per distinct rank, each over what lies above the previous one: NumPy's
+    partition with several ranks at once is about 15x slower than with one.
+    """
+    picked = {}
+    start = 0
+    for r in sorted(set(ranks)):
+        part = values[start:]
+        if r == start + 1 and start in picked:  # the next order statistic: the minimum of what lies above
+            part = part[1:]
+            where = int(np.argmin(part))
+            part[0], part[where] = part[where], part[0]
+        else:
+            part.partition(r - start)
+        picked[r] = values[r]
+        start = r
+    return [picked[r] for r in ranks]
+
+
+def selected_percentiles(finite: np.ndarray, quantiles: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Percentiles of a non-empty 1-D array of finite values, by single-rank selections (reorders it)."""
+    ranks = needed_ranks(finite.size, quantiles)
+    return interpolate(finite.size, quantiles, dict(zip(ranks, select(finite, ranks), strict=True)), dtype)
+
+
+# --- the driver -----------------------------------------------------------------------------------------------
+
+
+class OrderStatistics:
+    """Per group: the finite count and a dict rank -> value for every rank the interpolation needs."""
+
+    def __init__(self, groups: int):
+        self.counts = np.zeros(groups, dtype=np.int64)
+        self.values: list[dict | None] = [None] * groups
+
+    def missing(self) -> list[int]:
+        return [g for g, found in enumerate(self.values) if found is None]
+
+
+def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
+    """Exact order statistics of every group of `source`: brackets for large groups, then per-group selection
+    (many groups) or radix selection (the rest)."""
+    tun, lay = current(), source.layout
+    stats = OrderStatistics(lay.groups)
+    if lay.group_size // tun.sample_stride >= tun.min_sample:
+        bracket = BracketSelection(source, quantiles, stats)
+        _passes.drive(bracket, source)
+    missing = stats.missing()
+    if len(missing) > tun.radix_groups:
+        note("sort", groups=len(missing))
+        selection = SortSelection(lay.groups, quantiles, source.dtype, stats)
+    elif missing:
+        note("radix", groups=missing)
+        selection = RadixSelection(missing, lay.groups, quantiles, source.dtype, stats)
+    else:
+        return stats
+    _passes.drive(selection, source)
+    return stats
+
+
+def percentiles(source, q: np.ndarray) -> np.ndarray:
+    """Exact percentiles q (1-D) of each group: (len(q), G) float64, NaN for a group without finite values."""
+    quantiles = np.true_divide(q, 100)  # NumPy's own step, so virtual indexes match bit for bit
+    result = np.full((q.size, source.layout.groups), np.nan)
+    if q.size == 0:
+        return result
+    stats = order_statistics(source, quantiles)
+    for g in range(source.layout.groups):
+        if stats.counts[g]:
+            result[:, g] = interpolate(int(stats.counts[g]), quantiles, stats.values[g], source.stats_dtype)
+    result += 0.0  # +0.0 for a zero, as the reference
+    return result
+
+
+# --- many small groups ----------------------------------------------------------------------------------------
+
+
+class SortSelection:
+    """One pass over blocks of whole groups: every group's order statistics at once (groups fill `stats`)."""
+
+    def __init__(self, groups: int, quantiles: np.ndarray, dtype: np.dtype, stats: OrderStatistics):
+        self.pass_ = GroupSort(groups, quantiles, dtype)
+        self.quantiles = quantiles
+        self.stats = stats
+
+    def next_pass(self):
+        pass_, self.pass_ = self.pass_, None
+        return pass_
+
+    def consume(self, result) -> None:
+        counts, prev, following = result
+        for g in self.stats.missing():
+            found = {}
+            if counts[g]:
+                prev_rank, next_rank, _ = interpolation_plan(int(counts[g]), self.quantiles)
+                found.update(zip(prev_rank.tolist(), prev[g], strict=True))
+                found.update(zip(next_rank.tolist(), following[g], strict=True))
+            self.stats.counts[g] = counts[g]
+            self.stats.values[g] = found
+
+
+# --- radix selection ------------------------------------------------------------------------------------------
+
+
+class RadixSelection:
+    """Most-significant-digit radix selection of the needed ranks of `groups`, in batches of histogram rows.
+
+    Per batch: one pass without a prefix gives each group's count and top digits; each later level refines, for
+    every group, one pending prefix per pass, until every needed rank has its full key.
+    """
+
+    def __init__(self, groups: list[int], n_groups: int, quantiles, dtype: np.dtype, stats: OrderStatistics):
+        tun = current()
+        self.key_bits = 8 * dtype.itemsize
+        self.dtype = dtype
+        self.n_groups = n_groups
+        self.quantiles = quantiles
+        self.stats = stats
+        self.shifts = list(range(self.key_bits - RADIX_BITS, -1, -RADIX_BITS))
+        row_bytes = _passes.RADIX_BINS * 8 * (_passes.n_parts() + 1)  # int64 rows: one per part, and the total
+        per_batch = max(1, min(tun.radix_groups, tun.memory_budget // row_bytes))
+        self.batches = [groups[i : i + per_batch] for i in range(0, len(groups), per_batch)]
+        self.batch: list[int] = []
+        self.pending: dict[tuple[int, int], list[int]] = {}  # (g, rank) -> [key prefix, rank within it]
+        self.level = 0
+        self.asked: tuple | None = None
+
+    def next_pass(self):
+        while True:
+            if self.level == 0 and self.asked is None:
+                if not self.batches:
+                    self._finish_batch()
+                    return None
+                self._finish_batch()
+                self.batch = self.batches.pop(0)
+                self.pending = {}
+                rows = np.array(self.batch, dtype=np.int64)
+                self.asked = ("top", rows)
+                return RadixHistogram(rows, self.n_groups, self.shifts[0], 0, np.zeros(rows.size, np.uint64), False)
+            if self.level >= len(self.shifts):
+                self.level = 0
+                self.asked = None
+                continue
+            chosen = {}
+            for (g, _), (prefix, _, level) in self.pending.items():
+                if level < self.level and g not in chosen:
+                    chosen[g] = prefix
+            if not chosen:  # every rank of this batch is known at this level
+                self.level += 1
+                continue
+            rows = np.array(sorted(chosen), dtype=np.int64)
+            prefixes = np.array([chosen[g] for g in rows.tolist()], dtype=np.uint64)
+            shift = self.shifts[self.level]
+            self.asked = ("level", rows, prefixes)
+            return RadixHistogram(rows, self.n_groups, shift, shift + RADIX_BITS, prefixes, True)
+
+    def consume(self, hist: np.ndarray) -> None:
+        kind, rows = self.asked[0], self.asked[1]
+        if kind == "top":
+            for row, g in enumerate(rows.tolist()):
+                n = int(hist[row].sum())
+                self.stats.counts[g] = n
+                self.stats.values[g] = {}
+                cumulative = np.cumsum(hist[row])
+                for r in needed_ranks(n, self.quantiles) if n else []:
+                    digit = int(np.searchsorted(cumulative, r, side="right"))
+                    before = int(cumulative[digit - 1]) if digit else 0
+                    self.pending[(g, r)] = [digit, r - before, 0]
+            self.level = 1
+            return
+        prefixes = dict(zip(rows.tolist(), self.asked[2].tolist(), strict=True))
+        row_of = {g: i for i, g in enumerate(rows.tolist())}
+        for (g, _), state in self.pending.items():
+            if state[2] < self.level and prefixes.get(g) == state[0]:
+                cumulative = np.cumsum(hist[row_of[g]])
+                digit = int(np.searchsorted(cumulative, state[1], side="right"))
+                before = int(cumulative[digit - 1]) if digit else 0
+                state[:] = [(state[0] << RADIX_BITS) | digit, state[1] - before, self.level]
+
+    def _finish_batch(self) -> None:
+        for (g, r), (key, _, _) in self.pending.items():
+            self.stats.values[g][r] = key_to_value(key, self.dtype)
+        self.pending = {}
+
+
+def key_to_value(key: int, dtype: np.dtype):
+    """The float whose order-preserving key is `key` (the inverse of the kernels' sign-magnitude flip)."""
+    bits = 8 * dtype.itemsize
+    sign_bit = 1 << (bits - 1)
+    raw = key ^ sign_bit if key & sign_bit else key ^ ((1 << bits) - 1)
+    return np.array(raw, dtype=np.uint32 if bits == 32 else np.uint64).view(dtype)[()]
+
+
+# --- bracket selection ----------------------------------------------------------------------------------------
+
+
+class BracketSelection:
+    """Sample, propose brackets, count (and collect), select; groups it cannot prove stay missing in `stats`.
+
+    States: "sample" -> "count" -> "collect" -> "done". On a direct runs layout the count is the fused
+    count-and-collect :class:`Scan`, and only brackets whose regions overflowed are collected again.
+    """
+
+    def __init__(self, source, quantiles: np.ndarray, stats: OrderStatistics):
+        self.layout = source.layout
+        self.dtype = source.dtype
+        self.fused = source.direct and (self.layout.lane_count(current()) == 0 or self.layout.groups == 1)
+        self.quantiles = quantiles
+        self.stats = stats
+        self.state = "sample"
+        self.pass_ = None
+        self.low = self.high = self.expected = None
+        self.needs: list = []  # (g, j, ranks, rank_low, size) still to collect
+
+    def next_pass(self):
+        if self.state == "sample":
+            self.pass_ = _passes.sample_pass(self.layout, current().sample_stride, self.dtype)
+        elif self.state == "count":
+            thresholds = bracket_thresholds(self.low, self.high)
+            self.pass_ = (self._scan(thresholds) if self.fused else None) or CountBelow(thresholds)
+        elif self.state == "collect":
+            self.pass_ = self._collect()
+        else:
+            self.pass_ = None
+        if self.pass_ is None and self.state != "finished":
+            self.state = "finished"
+            note("bracket", resolved=not self.stats.missing())
+        return self.pass_
+
+    def consume(self, result) -> None:
+        if self.state == "sample":
+            self.low, self.high, self.expected = propose_brackets(
+                result, self.quantiles, self.dtype, self.layout.group_size
+            )
+            self.state = "count" if self.low.shape[1] else "done"
+        elif self.state == "count":
+            below, members = result if isinstance(self.pass_, Scan) else (result, None)
+            self._counted(below, members)
+            self.state = "collect" if self.needs else "done"
+        elif self.state == "collect":
+            base = self.pass_.base
+            for g, j, ranks, rank_low, _ in self.needs:
+                offsets = [r - rank_low for r in ranks]
+                self.stats.values[g].update(zip(ranks, select(result.region(base, g, j), offsets), strict=True))
+            self.needs = []
+            self.state = "done"
+
+    def _scan(self, thresholds):
+        """The fused pass, with regions sized from the sample (None if they would exceed the cap)."""
+        parts = _passes.n_parts()
+        groups, n_brackets = self.low.shape
+        cap = np.zeros((groups, thresholds.shape[1] // 2), dtype=np.int64)
+        per_part = self.expected if groups > 1 else -(-self.expected // parts)
+        cap[:, 1 : 1 + n_brackets] = np.where(np.isinf(self.low) & np.isinf(self.high), 0, per_part)
+        if cap.sum() * parts > current().max_candidates:
+            return None
+        return Scan(thresholds, cap)
+
+    def _collect(self):
+        """A Collect pass for the needed brackets not collected yet (None, leaving their groups to radix, when
+        they hold too many members)."""
+        groups, n_brackets = self.low.shape
+        sizes = np.zeros((groups, n_brackets), dtype=np.int64)
+        low = np.full_like(self.low, np.inf)
+        high = np.full_like(self.high, np.inf)
+        for g, j, _, _, size in self.needs:
+            sizes[g, j], low[g, j], high[g, j] = size, self.low[g, j], self.high[g, j]
+        if sizes.sum() * _passes.n_parts() > current().max_candidates:
+            for g, *_ in self.needs:
+                self.stats.values[g] = None
+            self.needs = []
+            return None
+        note("collect", regions=[(g, j) for g, j, *_ in self.needs])
+        return Collect(low, high, sizes)
+
+    def _counted(self, below: np.ndarray, members) -> None:
+        """Prove the brackets from the counts; select what the fused pass collected, list what is to collect."""
+        n_brackets = self.low.shape[1]
+        counts = below[:, 1] - below[:, 0]
+        rank_low = below[:, 2::2][:, :n_brackets] - below[:, :1]  # finite values below each bracket
+        rank_high = below[:, 3::2][:, :n_brackets] - below[:, :1]
+        for g in range(self.low.shape[0]):
+            self.stats.counts[g] = counts[g]
+            if counts[g] == 0:
+                self.stats.values[g] = {}
+                continue
+            by_bracket: dict[int, list[int]] | None = {}
+            for r in needed_ranks(int(counts[g]), self.quantiles):
+                inside = np.nonzero((rank_low[g] <= r) & (r < rank_high[g]))[0]
+                if inside.size == 0:
+                    by_bracket = None  # the sample misled us: this group goes to radix
+                    break
+                by_bracket.setdefault(int(inside[0]), []).append(r)
+            if by_bracket is None:
+                continue
+            found: dict = {}
+            for j, ranks in by_bracket.items():
+                values = members(g, j) if members is not None else None
+                if values is None:
+                    self.needs.append((g, j, ranks, int(rank_low[g, j]), int(rank_high[g, j] - rank_low[g, j])))
+                    continue
+                found.update(zip(ranks, select(values, [r - int(rank_low[g, j]) for r in ranks]), strict=True))
+            self.stats.values[g] = found
+
+
+def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype, group_size: int):
+    """Per group, value brackets likely to hold the needed order statistics, from a sample (G, m).
+
+    Returns low, high (G, J) in `dtype` (padding brackets [inf, inf) hold nothing) and the expected number of
+    members of each bracket in the whole group (from the sample's share, with a margin).
+    """
+    lowest, highest = np.finfo(dtype).min, dtype.type(np.inf)
+    brackets = []
+    for g in range(sample.shape[0]):
+        finite = sample[g][np.isfinite(sample[g])]
+        m = finite.size
+        group_brackets = []
+        if m >= 2:
+            spans = []
+            for p in np.unique(quantiles):
+                centre = p * (m - 1)
+                margin = 4.0 * math.sqrt(m * p * (1 - p)) + 4  # misses ~1 in 15 000 brackets
+                spans.append((math.floor(centre - margin), math.ceil(centre + margin) + 1))
+            spans.sort()
+            merged = [list(spans[0])]
+            for s, e in spans[1:]:
+                if s <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], e)
+                else:
+                    merged.append([s, e])
+            kth = sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})
+            at = dict(zip(kth, select(finite, kth), strict=True))
+            for s, e in merged:
+                low = at[s] if s >= 0 else lowest
+                with np.errstate(over="ignore"):  # just above the largest finite value: inf (the right edge)
+                    high = np.nextafter(at[e], highest) if e < m else highest
+                share = (min(e, m) - max(s, 0) + 1) / m
+                group_brackets.append((dtype.type(low), dtype.type(high), share))
+        brackets.append(group_brackets)
+    n_brackets = max((len(b) for b in brackets), default=0)
+    low = np.full((len(brackets), n_brackets), highest, dtype=dtype)
+    high = np.full((len(brackets), n_brackets), highest, dtype=dtype)
+    expected = np.zeros((len(brackets), n_brackets), dtype=np.int64)
+    for g, group_brackets in enumerate(brackets):
+        for j, (lo_j, hi_j, share) in enumerate(group_brackets):
+            low[g, j], high[g, j] = lo_j, hi_j
+            # regions get 1.5 times the sample's share of the group, plus slack for small shares
+            expected[g, j] = int(1.5 * share * group_size) + 1024
+    return low, high, expected
+
+
+def bracket_thresholds(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(G, T) thresholds: (lowest finite, inf), then each bracket's (low, high); padded with inf to a multiple of
+    the sweep width."""
+    groups, n_brackets = low.shape
+    thresholds = np.full((groups, round_up(2 + 2 * n_brackets, SWEEP)), np.inf, dtype=low.dtype)
+    thresholds[:, 0] = np.finfo(low.dtype).min  # x < lowest finite: -inf
+    thresholds[:, 2 : 2 + 2 * n_brackets : 2] = low
+    thresholds[:, 3 : 3 + 2 * n_brackets : 2] = high
+    return thresholds

@@ -1,0 +1,152 @@
+"""Sources and blocks: where the engine's passes read the data from.
+
+A *block* is an N-D sub-array of the logical array (see :mod:`fastquant._plan`), identified by its index, a tuple
+of slices, never by a flat offset. The engine hands each block to a pass as a 1-D C-contiguous native float32 or
+float64 array (what the kernels read) with its local ``(outer, groups, inner)`` layout and the global indexes of
+its local groups. Memmap slabs, TIFF pages, zarr chunks and Dask blocks are all such blocks.
+
+:class:`ArraySource` serves an in-memory array: in place as one block when the kernels can read it directly
+(C-contiguous native float32/float64 in logical order), else as slabs of at most ``Tuning.stream_block``
+elements, each converted into a reused buffer. :class:`PartitionSource` serves the same array split at given
+block indexes (the chunking tests, and the model for out-of-core sources).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from . import _validate
+from ._plan import Geometry, Layout, Plan, current
+
+
+def kernel_dtype(dtype: np.dtype) -> np.dtype:
+    """What kernels read: float32 holds float16, bool and 8/16-bit integers exactly; the rest go through float64.
+    Byte order does not matter (a swapped float32 is float32 work)."""
+    narrow = dtype.kind == "b" or dtype.itemsize <= 2 or (dtype.kind == "f" and dtype.itemsize == 4)
+    return np.dtype(np.float32 if narrow else np.float64)
+
+
+@dataclasses.dataclass
+class Block:
+    """One block: its index in the logical array, its data as kernels read it, and where its groups belong."""
+
+    index: tuple[slice, ...]
+    data: np.ndarray  # 1-D C-contiguous, kernel dtype, the block in C order
+    layout: Layout  # local (outer, groups, inner)
+    group_ids: np.ndarray  # global group of each local group
+    outer_ids: np.ndarray  # global outer index of each local one
+    inner_ids: np.ndarray  # global inner index of each local one
+
+
+def partition(shape: tuple[int, ...], max_elements: int) -> list[tuple[slice, ...]]:
+    """Slabs in C order covering `shape`, each at most `max_elements` (>= 1) elements."""
+    if math.prod(shape) == 0:
+        return []
+    axis = 0
+    while axis < len(shape) - 1 and math.prod(shape[axis + 1 :]) > max_elements:
+        axis += 1
+    trailing = math.prod(shape[axis + 1 :])
+    step = max(1, max_elements // trailing)
+    blocks = []
+    for lead in np.ndindex(*shape[:axis]):
+        for start in range(0, shape[axis], step):
+            index = tuple(slice(i, i + 1) for i in lead) + (slice(start, min(shape[axis], start + step)),)
+            blocks.append(index + tuple(slice(0, n) for n in shape[axis + 1 :]))
+    return blocks
+
+
+class ArraySource:
+    """An in-memory array seen in the plan's logical axis order."""
+
+    def __init__(self, x: np.ndarray, plan: Plan):
+        self.x = x
+        self.perm = plan.perm
+        self.geometry: Geometry = plan.geometry
+        self.view = x.transpose(plan.perm) if plan.perm != tuple(range(x.ndim)) else x
+        self.dtype = kernel_dtype(x.dtype)
+        self.stats_dtype = _validate.percentile_dtype(x.dtype)
+        # == is False for a swapped byte order
+        self.direct = bool(self.view.flags.c_contiguous and x.dtype == self.dtype)
+        self.size = x.size
+
+    @property
+    def layout(self) -> Layout:
+        return self.geometry.layout
+
+    @property
+    def flat(self) -> np.ndarray:
+        """The whole logical array as kernels read it (direct sources only)."""
+        return self.view.reshape(-1)
+
+    def indexes(self, aligned: bool = False) -> list[tuple[slice, ...]]:
+        """The block indexes of a pass over the whole source; `aligned`: each block holds whole groups."""
+        whole = tuple(slice(0, n) for n in self.view.shape)
+        if self.direct:
+            return [whole]
+        return (
+            aligned_partition(self.geometry, current().stream_block)
+            if aligned
+            else partition(self.view.shape, current().stream_block)
+        )
+
+    reuse = True  # blocks share one buffer: a pass must not keep a block's data after append()
+
+    def blocks(self, aligned: bool = False) -> Iterator[Block]:
+        buffer = None
+        for index in self.indexes(aligned):
+            if self.direct and index == tuple(slice(0, n) for n in self.view.shape):
+                yield self._block(index, self.flat)
+                continue
+            piece = self.view[index]
+            if buffer is None or buffer.size < piece.size or not self.reuse:
+                buffer = np.empty(piece.size, dtype=self.dtype)
+            data = buffer[: piece.size]
+            np.copyto(data.reshape(piece.shape), piece, casting="unsafe")
+            yield self._block(index, data)
+
+    def _block(self, index: tuple[slice, ...], data: np.ndarray) -> Block:
+        shape = tuple(len(range(*s.indices(n))) for s, n in zip(index, self.view.shape, strict=True))
+        outer_ids, group_ids, inner_ids = self.geometry.ids(index)
+        return Block(index, data, self.geometry.local_layout(shape), group_ids, outer_ids, inner_ids)
+
+
+class PartitionSource(ArraySource):
+    """An in-memory array read at the given block indexes (logical order), in the given order, each block in its
+    own buffer; `aligned_indexes` serve the passes that need whole groups (default: slabs of whole groups)."""
+
+    reuse = False
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        plan: Plan,
+        indexes: Sequence[tuple[slice, ...]],
+        aligned_indexes: Sequence[tuple[slice, ...]] | None = None,
+    ):
+        super().__init__(x, plan)
+        self._indexes = list(indexes)
+        self._aligned = None if aligned_indexes is None else list(aligned_indexes)
+        self.direct = False  # random access is not assumed: every pass reads blocks
+
+    def indexes(self, aligned: bool = False) -> list[tuple[slice, ...]]:
+        if aligned:
+            return self._aligned or aligned_partition(self.geometry, current().stream_block)
+        return self._indexes
+
+
+def aligned_partition(geometry: Geometry, max_elements: int) -> list[tuple[slice, ...]]:
+    """Blocks that each hold whole groups: ranges of the kept axes, full extent elsewhere."""
+    shape = geometry.shape
+    if not geometry.kept:
+        return [tuple(slice(0, n) for n in shape)]
+    first, last = geometry.kept[0], geometry.kept[-1]
+    per_group = geometry.layout.group_size
+    kept_shape = shape[first : last + 1]
+    slabs = partition(kept_shape, max(1, max_elements // max(per_group, 1)))
+    full_before = tuple(slice(0, n) for n in shape[:first])
+    full_after = tuple(slice(0, n) for n in shape[last + 1 :])
+    return [full_before + slab + full_after for slab in slabs]

@@ -25,7 +25,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for name in [*case.candidates, *case.once]:
             if case.kind != "memory" and not name.endswith("A/A"):
                 marks = [pytest.mark.skip(reason=case.skip)] if case.skip else []
-                params.append(pytest.param(case, name, id=f"{case.name}|{name}", marks=marks))
+                params.append(
+                    pytest.param(case, name, id=f"{case.name}|{name}".replace("×", "x").replace("²", "^2"), marks=marks)
+                )
     metafunc.parametrize(("case", "name"), params)
 
 

@@ -25,6 +25,7 @@ from ._source import Block
 RADIX_BITS = 16  # bits per radix digit
 RADIX_BINS = 1 << RADIX_BITS
 SWEEP = 6  # thresholds per counting sweep of the run kernels
+ROW_RUNS = 16  # runs shorter than this (and periods too long for lanes) are converted row by row
 SMALL_BLOCK = 1 << 16  # blocks smaller than this get one histogram per call, not one per thread
 
 
@@ -378,8 +379,12 @@ class GroupSort(Pass):
 
     def append(self, partial, block: Block) -> None:
         k, lay = kernels(), block.layout
+        from ._kernels import groups as group_kernels
+
         with k.kernel_lock():
-            counts, prev, nxt = k.sorted_select(block.data, lay.outer, lay.groups, lay.inner, self.quantiles)
+            counts, prev, nxt = group_kernels.group_select(
+                block.data, lay.outer, lay.groups, lay.inner, self.quantiles, n_parts()
+            )
         ids = block.group_ids
         partial[0][ids], partial[1][ids], partial[2][ids] = counts, prev, nxt
 
@@ -436,6 +441,12 @@ class Convert(Pass):
                     local = np.zeros((lay.groups, 5), dtype=np.int64)
                     np.add.at(local, lane_groups, part.sum(axis=0).T)
                     partial[ids] += local
+            elif self.windows is None and lay.inner < ROW_RUNS:
+                from ._kernels import groups as group_kernels
+
+                group_kernels.convert_rows(
+                    block.data, dest, lay.outer, lay.groups, lay.inner, *params, self.nan_level, parts
+                )
             elif self.windows is None:
                 k.convert_runs(block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, parts)
             else:

@@ -29,8 +29,9 @@ class Tuning:
 
     numba_min_size: int = 1 << 20  # inputs this large (elements) take the engine; smaller ones NumPy
     stream_block: int = 1 << 20  # elements per block read from a source that kernels cannot read in place
-    sample_stride: int = 256  # one element in this many is sampled to propose brackets
-    min_sample: int = 1 << 14  # groups smaller than this many sampled elements skip the bracket step
+    sample_stride: int = 256  # one element in this many (at most) is sampled to propose brackets
+    min_sample: int = 1 << 14  # sampled elements per group that propose brackets (at least)
+    min_bracket_stride: int = 16  # groups too small for a sample this sparse skip the bracket step
     approx_sample: int = 1 << 18  # sampled elements per group that propose approximate limits
     approx_min_stride: int = 16  # at most this share of the data is sampled (smaller groups: exact limits)
     approx_tolerance: float = 0.9  # proved limit error, in grey levels of the proposed range (must stay below 1)
@@ -105,6 +106,12 @@ class Layout:
     def lane_groups(self, lanes: int) -> np.ndarray:
         return (np.arange(lanes) // self.inner) % self.groups
 
+    def bracket_stride(self, tuning: Tuning) -> int:
+        """The sampling stride of the bracket step (0: groups too small for it): sparse for large groups, denser
+        for smaller ones, so every sample holds at least ``min_sample`` elements."""
+        stride = min(tuning.sample_stride, self.group_size // max(tuning.min_sample, 1))
+        return stride if stride >= max(tuning.min_bracket_stride, 1) else 0
+
     def lane_count(self, tuning: Tuning) -> int:
         """Lane block length for a short repeating group pattern, or 0 to use the per-run kernels."""
         if self.groups == 1 or self.period > tuning.max_lanes or self.inner >= 16:
@@ -133,18 +140,15 @@ class Geometry:
         first, last = self.kept[0], self.kept[-1]
         return Layout(math.prod(shape[:first]), math.prod(shape[first : last + 1]), math.prod(shape[last + 1 :]))
 
-    def ids(self, index: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Global (outer, group, inner) indexes of a block's local ones, in C order."""
+    def ids(self, index: tuple[slice, ...], part: str) -> np.ndarray:
+        """Global indexes, in C order, of a block's local outer positions, groups or inner positions (`part`)."""
         first, last = (self.kept[0], self.kept[-1]) if self.kept else (0, -1)  # no kept axes: all inner
-        parts = []
-        for axes in (range(0, first), range(first, last + 1), range(last + 1, len(self.shape))):
-            ranges = [np.arange(*index[k].indices(self.shape[k])) for k in axes]
-            if not ranges:
-                parts.append(np.zeros(1, dtype=np.int64))
-                continue
-            grids = np.meshgrid(*ranges, indexing="ij")
-            parts.append(np.ravel_multi_index(grids, [self.shape[k] for k in axes]).reshape(-1).astype(np.int64))
-        return parts[0], parts[1], parts[2]
+        axes = {"outer": range(0, first), "groups": range(first, last + 1), "inner": range(last + 1, len(self.shape))}
+        ranges = [np.arange(*index[k].indices(self.shape[k])) for k in axes[part]]
+        if not ranges:
+            return np.zeros(1, dtype=np.int64)
+        grids = np.meshgrid(*ranges, indexing="ij")
+        return np.ravel_multi_index(grids, [self.shape[k] for k in axes[part]]).reshape(-1).astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)

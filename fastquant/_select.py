@@ -113,7 +113,7 @@ def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
     (many groups) or radix selection (the rest)."""
     tun, lay = current(), source.layout
     stats = OrderStatistics(lay.groups)
-    if lay.group_size // tun.sample_stride >= tun.min_sample:
+    if lay.bracket_stride(tun):
         bracket = BracketSelection(source, quantiles, stats)
         _passes.drive(bracket, source)
     missing = stats.missing()
@@ -285,7 +285,7 @@ class BracketSelection:
 
     def next_pass(self):
         if self.state == "sample":
-            self.pass_ = _passes.sample_pass(self.layout, current().sample_stride, self.dtype)
+            self.pass_ = _passes.sample_pass(self.layout, self.layout.bracket_stride(current()), self.dtype)
         elif self.state == "count":
             thresholds = bracket_thresholds(self.low, self.high)
             self.pass_ = (self._scan(thresholds) if self.fused else None) or CountBelow(thresholds)

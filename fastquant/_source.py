@@ -14,6 +14,7 @@ block indexes (the chunking tests, and the model for out-of-core sources).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -37,9 +38,22 @@ class Block:
     index: tuple[slice, ...]
     data: np.ndarray  # 1-D C-contiguous, kernel dtype, the block in C order
     layout: Layout  # local (outer, groups, inner)
-    group_ids: np.ndarray  # global group of each local group
-    outer_ids: np.ndarray  # global outer index of each local one
-    inner_ids: np.ndarray  # global inner index of each local one
+    geometry: Geometry
+
+    @functools.cached_property
+    def group_ids(self) -> np.ndarray:
+        """The global group of each local group."""
+        return self.geometry.ids(self.index, "groups")
+
+    @functools.cached_property
+    def outer_ids(self) -> np.ndarray:
+        """The global outer index of each local one (as long as the block's outer extent: computed on demand)."""
+        return self.geometry.ids(self.index, "outer")
+
+    @functools.cached_property
+    def inner_ids(self) -> np.ndarray:
+        """The global inner index of each local one."""
+        return self.geometry.ids(self.index, "inner")
 
 
 def partition(shape: tuple[int, ...], max_elements: int) -> list[tuple[slice, ...]]:
@@ -110,8 +124,7 @@ class ArraySource:
 
     def _block(self, index: tuple[slice, ...], data: np.ndarray) -> Block:
         shape = tuple(len(range(*s.indices(n))) for s, n in zip(index, self.view.shape, strict=True))
-        outer_ids, group_ids, inner_ids = self.geometry.ids(index)
-        return Block(index, data, self.geometry.local_layout(shape), group_ids, outer_ids, inner_ids)
+        return Block(index, data, self.geometry.local_layout(shape), self.geometry)
 
 
 class PartitionSource(ArraySource):

@@ -7,7 +7,7 @@ denormals, signed zeros, many ties) plus inputs aimed at a strided sample: data 
 stride, image columns that a row-major sample of an H x W x 3 image keeps hitting, a narrow peak with far
 tails, mostly-NaN data.
 
-Sizes. The engine samples one element in ``sample_stride`` once a group has at least
+Sizes. The engine samples one element in (up to) ``sample_stride`` once a group has at least
 ``sample_stride * min_sample`` elements (4 Mi with the defaults of ``fastquant._plan.Tuning``);
 ``method="approx"`` samples about ``approx_sample`` elements of groups of at least ``approx_min_stride`` times
 that (4 Mi). Most tests lower

@@ -1,0 +1,769 @@
+"""Kernels for many small groups and short inner runs: per-group selection in cache, row-wise min/max and conversion.
+
+The input is the same as for the other kernels: a 1-D C-contiguous float32 or float64 array ``x`` holding the whole
+logical ``(A, G, B)`` array (``outer``, ``groups``, ``inner``) in C order; element ``(a, g, b)`` is at flat index
+``(a * G + g) * B + b``. These kernels are for the layouts where the run and lane kernels of
+:mod:`fastquant._kernels` walk one tiny run at a time: ``B`` small with a period ``G * B`` too large for lanes
+(per column of a map, per pixel across channels, H×W×C with many channels).
+
+- :func:`group_select`: exact order statistics per group. Groups of at most ``_TILE`` values are transposed a
+  block of groups at a time into a cache-sized buffer (a tile of the ``(A, G·B)`` matrix) so that each group's
+  values are contiguous, and selected there (a quickselect that targets the ranks it needs, no full sort). Larger
+  groups take a sample, bracket each needed rank, count and collect the bracket members in one pass over the
+  rows, and select among the members; a bracket that misses (adversarial order, heavy ties) falls back to a
+  radix selection over the rows, 8 key bits per pass.
+- :func:`finite_minmax_groups`: finite min and max per group, vectorized along a row of ``G``.
+- :func:`convert_rows`: conversion with per-group parameters, vectorized along a row of ``G * B``.
+
+Parallel kernels take ``n_parts`` (never read from numba inside a kernel) and accumulate into per-part rows merged
+afterwards; results never depend on the part count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .._jit import inline, parallel, serial
+from . import _chunk_bounds, _level, _level_clamped, _level_clamped_nan
+
+_TILE = 1 << 17  # values of the per-part selection buffer (512 KiB of float32): groups up to this size are in cache
+_LINE = 16  # float32 values per cache line: group blocks start at multiples of this when they can
+_SORTED_BELOW = 16  # windows this small are insertion-sorted
+_TARGETED_FROM = 256  # windows this large get a pivot from a sorted sample near the target rank
+_PIVOT_SAMPLE = 31  # values in that sample
+_BRACKET_FROM = 2048  # groups this large are first narrowed to a bracket of their values
+_BRACKET_SAMPLE = 127  # sorted sample values that place the brackets
+_BRACKET_HALF = 3  # sample positions on each side of a rank
+_MID = 1 << 13  # bracket members per part (more: the rank is selected in place)
+_BIG_SAMPLE = 1 << 14  # sample values per group for the bracketed path (groups larger than _TILE)
+_BRACKET_SIGMAS = 5.0  # bracket half-width around a sample rank, in standard deviations of the sample quantile
+_RADIX_PAIRS = 1024  # (group, rank) pairs per radix batch: histograms of _RADIX_PAIRS * 256 per part
+
+
+# --- selection in a contiguous buffer ---------------------------------------------------------------------------
+
+
+@serial
+def _insertion_sort(v, lo, hi):
+    for i in range(lo + 1, hi):
+        t = v[i]
+        j = i - 1
+        while j >= lo and v[j] > t:
+            v[j + 1] = v[j]
+            j -= 1
+        v[j + 1] = t
+
+
+@inline
+def _partition_below(v, lo, hi, pivot):
+    # Branch-free Lomuto: afterwards v[lo:j] < pivot <= v[j:hi] (no mispredictions on random data).
+    j = lo
+    for i in range(lo, hi):
+        t = v[i]
+        v[i] = v[j]
+        v[j] = t
+        j += t < pivot
+    return j
+
+
+@inline
+def _partition_equal(v, lo, hi, pivot):
+    # For v[lo:hi] >= pivot: afterwards v[lo:j] == pivot < v[j:hi].
+    j = lo
+    for i in range(lo, hi):
+        t = v[i]
+        v[i] = v[j]
+        v[j] = t
+        j += t <= pivot
+    return j
+
+
+@serial
+def _pivot(v, lo, hi, k, sample):
+    # Small windows: median of three. Large ones: a value of a sorted strided sample just past the target rank on
+    # the side of the window's nearer end, so that one pass leaves a short window holding k.
+    size = hi - lo
+    if size < _TARGETED_FROM:
+        a, b, c = v[lo], v[lo + size // 2], v[hi - 1]
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b = c
+        return a if a > b else b
+    s = _PIVOT_SAMPLE
+    for t in range(s):
+        sample[t] = v[lo + ((2 * t + 1) * size) // (2 * s)]
+    _insertion_sort(sample, 0, s)
+    f = (k - lo + 0.5) / size * s
+    if f < 0.5 * s:
+        return sample[min(s - 1, int(f) + 2)]
+    return sample[max(0, int(f) - 2)]
+
+
+@serial
+def _select_permuting(v, n, ranks, m, found, ends, sample):
+    """found[i] = the value of rank ranks[i] (ascending, < n) among v[:n], which is permuted.
+
+    ends is a stack of window ends: everything before ends[t] is <= everything from ends[t] on, so each rank is
+    searched only between the previous rank and the nearest end past it.
+    """
+    top = 0
+    ends[0] = n
+    previous = -1
+    for i in range(m):
+        k = ranks[i]
+        if k == previous:
+            found[i] = found[i - 1]
+            continue
+        lo = previous + 1
+        while ends[top] <= k:
+            lo = max(lo, ends[top])
+            top -= 1
+        hi = ends[top]
+        rounds = 0
+        while True:
+            size = hi - lo
+            if size <= _SORTED_BELOW:
+                _insertion_sort(v, lo, hi)
+                break
+            if k == lo:  # the window's minimum
+                best = lo
+                for t in range(lo + 1, hi):
+                    best = t if v[t] < v[best] else best
+                v[lo], v[best] = v[best], v[lo]
+                break
+            if rounds > 64:  # adversarial pivots: sort the window (bounded n log n)
+                v[lo:hi] = np.sort(v[lo:hi])
+                break
+            rounds += 1
+            pivot = _pivot(v, lo, hi, k, sample)
+            j = _partition_below(v, lo, hi, pivot)
+            if k < j:
+                hi = j
+                top += 1
+                ends[top] = hi
+                continue
+            if j == lo:  # the pivot is the window's minimum: split off the values equal to it
+                e = _partition_equal(v, lo, hi, pivot)
+                if k < e:
+                    top += 1
+                    ends[top] = e
+                    break
+                lo = e
+            else:
+                lo = j
+        found[i] = v[k]
+        previous = k
+
+
+@serial
+def _select_ranks(v, n, ranks, m, found, ends, sample, mid, sub, sub_found):
+    """found[i] = the value of rank ranks[i] (ascending, < n) among v[:n].
+
+    Large groups: per rank not yet found, a bracket of two values of a sorted strided sample around it; one
+    branch-free pass counts the values below the bracket and copies its members to mid, and every rank that
+    falls among the members is selected there (a few percent of the values). Ranks a bracket misses (rare:
+    adversarial orders) are selected in v itself by _select_permuting.
+    """
+    if n < _BRACKET_FROM:
+        _select_permuting(v, n, ranks, m, found, ends, sample)
+        return
+    s = _BRACKET_SAMPLE
+    for t in range(s):
+        sample[t] = v[((2 * t + 1) * n) // (2 * s)]
+    _insertion_sort(sample, 0, s)
+    cap = mid.size - 1
+    done = np.zeros(m, dtype=np.bool_)
+    for i in range(m):
+        if done[i]:
+            continue
+        k = ranks[i]
+        centre = (k + 0.5) / n * (s + 1) - 1.0
+        lo_idx = int(np.floor(centre)) - _BRACKET_HALF
+        hi_idx = int(np.ceil(centre)) + _BRACKET_HALF
+        low = sample[lo_idx] if lo_idx >= 0 else -np.inf
+        high = sample[hi_idx] if hi_idx < s else np.inf
+        below = 0
+        count = 0
+        for t in range(n):
+            e = v[t]
+            mid[min(count, cap)] = e
+            below += e < low
+            count += (e >= low) & (e <= high)
+        if count > cap or not below <= k < below + count:
+            continue
+        n_sub = 0
+        for j in range(i, m):
+            if not done[j] and below <= ranks[j] < below + count:
+                sub[n_sub] = ranks[j] - below
+                n_sub += 1
+        _select_permuting(mid, count, sub, n_sub, sub_found, ends, sample)
+        n_sub = 0
+        for j in range(i, m):
+            if not done[j] and below <= ranks[j] < below + count:
+                found[j] = sub_found[n_sub]
+                done[j] = True
+                n_sub += 1
+    n_left = 0
+    for i in range(m):
+        if not done[i]:
+            sub[n_left] = ranks[i]
+            n_left += 1
+    if n_left:
+        _select_permuting(v, n, sub, n_left, sub_found, ends, sample)
+        n_left = 0
+        for i in range(m):
+            if not done[i]:
+                found[i] = sub_found[n_left]
+                n_left += 1
+
+
+@serial
+def _scratch(m, dtype):
+    # Per-part scratch of _select_ranks for up to m ranks: pivot/bracket sample, bracket members, sub-ranks.
+    sample = np.empty(max(_PIVOT_SAMPLE, _BRACKET_SAMPLE), dtype=dtype)
+    return sample, np.empty(_MID + 1, dtype=dtype), np.empty(m, dtype=np.int64), np.empty(m, dtype=dtype)
+
+
+@inline
+def _rank_plan(n, quantiles, ranks, slots):
+    # NumPy's virtual index (the float64 steps of sorted_select): ranks[2j] = prev, ranks[2j + 1] = next, then
+    # slots = the order that sorts the ranks (insertion sort: at most a few dozen entries, no allocation).
+    n_q = quantiles.size
+    for j in range(n_q):
+        virtual = (n - 1) * quantiles[j]
+        if virtual >= n - 1:
+            p = n - 1
+            q = n - 1
+        else:
+            p = int(np.floor(virtual))
+            q = p + 1
+        ranks[2 * j] = p
+        ranks[2 * j + 1] = q
+    for i in range(2 * n_q):
+        slots[i] = i
+    for i in range(1, 2 * n_q):
+        t = slots[i]
+        j = i - 1
+        while j >= 0 and ranks[slots[j]] > ranks[t]:
+            slots[j + 1] = slots[j]
+            j -= 1
+        slots[j + 1] = t
+
+
+@inline
+def _select_group(
+    values, n, quantiles, ranks, slots, ordered, found, ends, sample, mid, sub, sub_found, prev_row, next_row
+):
+    # The prev/next order statistics of values[:n] for every quantile, written to prev_row/next_row.
+    _rank_plan(n, quantiles, ranks, slots)
+    m = 2 * quantiles.size
+    for i in range(m):
+        ordered[i] = ranks[slots[i]]
+    _select_ranks(values, n, ordered, m, found, ends, sample, mid, sub, sub_found)
+    for i in range(m):
+        s = slots[i]
+        if s % 2 == 0:
+            prev_row[s // 2] = found[i]
+        else:
+            next_row[s // 2] = found[i]
+
+
+@inline
+def _keep_finite(values):
+    # Compact the finite values to the front (branch-free) and return their count.
+    n = 0
+    for i in range(values.size):
+        t = values[i]
+        values[n] = t
+        n += t - t == 0
+    return n
+
+
+@serial
+def _block_size(groups, size):
+    # Groups per transposed block: as many as fit the tile, a multiple of a cache line of groups when possible
+    # (rows of a block then read whole lines).
+    per = max(1, _TILE // max(1, size))
+    if per >= _LINE:
+        per = per // _LINE * _LINE
+    return min(groups, per)
+
+
+@parallel
+def _select_in_cache(x, outer, groups, inner, quantiles, n_parts):
+    size = outer * inner
+    per = _block_size(groups, size)
+    n_blocks = (groups + per - 1) // per
+    n_q = quantiles.size
+    period = groups * inner
+    stride = size + _LINE  # a padded stride: the per-group write streams of the transposition do not alias in L1
+    counts = np.zeros(groups, dtype=np.int64)
+    prev = np.full((groups, n_q), np.nan, dtype=x.dtype)
+    nxt = np.full((groups, n_q), np.nan, dtype=x.dtype)
+    for c in prange(n_parts):
+        first, last = _chunk_bounds(n_blocks, n_parts, c, 1)
+        buf = np.empty(per * stride, dtype=x.dtype)
+        ranks = np.empty(2 * n_q, dtype=np.int64)
+        slots = np.empty(2 * n_q, dtype=np.int64)
+        ordered = np.empty(2 * n_q, dtype=np.int64)
+        found = np.empty(2 * n_q, dtype=x.dtype)
+        ends = np.empty(2 * n_q * 130 + 2, dtype=np.int64)
+        sample, mid, sub, sub_found = _scratch(2 * n_q, x.dtype)
+        for blk in range(first, last):
+            g0 = blk * per
+            width = min(groups, g0 + per) - g0
+            # transpose the tile: group t's values to buf[t * size : (t + 1) * size]
+            if inner == 1:
+                for a in range(outer):
+                    row = x[a * period + g0 : a * period + g0 + width]
+                    for t in range(width):
+                        buf[t * stride + a] = row[t]
+            else:
+                for a in range(outer):
+                    row = x[a * period + g0 * inner : a * period + (g0 + width) * inner]
+                    for t in range(width):
+                        dest = buf[t * stride + a * inner : t * stride + (a + 1) * inner]
+                        src = row[t * inner : (t + 1) * inner]
+                        for b in range(inner):
+                            dest[b] = src[b]
+            for t in range(width):
+                values = buf[t * stride : t * stride + size]
+                n = _keep_finite(values)
+                g = g0 + t
+                counts[g] = n
+                if n:
+                    _select_group(
+                        values,
+                        n,
+                        quantiles,
+                        ranks,
+                        slots,
+                        ordered,
+                        found,
+                        ends,
+                        sample,
+                        mid,
+                        sub,
+                        sub_found,
+                        prev[g],
+                        nxt[g],
+                    )
+    return counts, prev, nxt
+
+
+# --- large groups: sample, brackets, one counting and collecting pass -------------------------------------------
+
+
+@parallel
+def _sample_brackets(x, outer, groups, inner, quantiles, n_parts):
+    """Per group: a strided sample of about _BIG_SAMPLE values (whole rows, so each block of groups reads each
+    sampled row once), and per quantile a bracket [low, high] of sample values around the quantile's sample rank,
+    with the fraction of the sample it spans."""
+    size = outer * inner
+    step = max(1, -(-size // _BIG_SAMPLE))  # in group-flat index (a * inner + b) units
+    n_s = -(-size // step)
+    per = max(1, min(groups, _TILE // n_s))
+    n_blocks = (groups + per - 1) // per
+    n_q = quantiles.size
+    big = np.finfo(x.dtype).max
+    low = np.empty((groups, n_q), dtype=x.dtype)
+    high = np.empty((groups, n_q), dtype=x.dtype)
+    share = np.zeros((groups, n_q), dtype=np.float64)
+    for c in prange(n_parts):
+        first, last = _chunk_bounds(n_blocks, n_parts, c, 1)
+        buf = np.empty(per * n_s, dtype=x.dtype)
+        ranks = np.empty(2 * n_q, dtype=np.int64)
+        slots = np.empty(2 * n_q, dtype=np.int64)
+        found = np.empty(2 * n_q, dtype=x.dtype)
+        ends = np.empty(2 * n_q * 130 + 2, dtype=np.int64)
+        sample, mid, sub, sub_found = _scratch(2 * n_q, x.dtype)
+        for blk in range(first, last):
+            g0 = blk * per
+            width = min(groups, g0 + per) - g0
+            for s in range(n_s):
+                flat = s * step
+                a, b = flat // inner, flat % inner
+                base = (a * groups + g0) * inner + b
+                for t in range(width):
+                    buf[t * n_s + s] = x[base + t * inner]
+            for t in range(width):
+                g = g0 + t
+                values = buf[t * n_s : (t + 1) * n_s]
+                n = _keep_finite(values)
+                if n == 0:  # no finite value seen: brackets that cover every finite value
+                    for j in range(n_q):
+                        low[g, j] = -big
+                        high[g, j] = big
+                        share[g, j] = 1.0
+                    continue
+                for j in range(n_q):
+                    q = quantiles[j]
+                    target = (n - 1) * q
+                    d = int(np.ceil(_BRACKET_SIGMAS * np.sqrt(n * q * (1.0 - q)))) + 2
+                    ranks[2 * j] = int(np.floor(target)) - d
+                    ranks[2 * j + 1] = int(np.ceil(target)) + 1 + d
+                m = 0
+                for i in range(2 * n_q):  # the in-range ranks, sorted
+                    r = ranks[i]
+                    if 0 <= r < n:
+                        k = m
+                        while k > 0 and slots[k - 1] > r:
+                            slots[k] = slots[k - 1]
+                            k -= 1
+                        slots[k] = r
+                        m += 1
+                _select_ranks(values, n, slots, m, found, ends, sample, mid, sub, sub_found)
+                for j in range(n_q):
+                    r0, r1 = ranks[2 * j], ranks[2 * j + 1]
+                    low[g, j] = -big
+                    high[g, j] = big
+                    for i in range(m):
+                        if slots[i] == r0:
+                            low[g, j] = found[i]
+                        if slots[i] == r1:
+                            high[g, j] = found[i]
+                    share[g, j] = (min(r1, n - 1) - max(r0, 0) + 1) / n
+    return low, high, share
+
+
+@serial
+def _bracket_runs(row, inner, fin, below, flags, low_t, high_t):
+    # _bracket_pass for one row with inner > 1: scalar bracket bounds per run of inner values.
+    n_q, groups = low_t.shape
+    for g in range(groups):
+        seg = row[g * inner : (g + 1) * inner]
+        mark = flags[g * inner : (g + 1) * inner]
+        n = 0
+        for b in range(inner):
+            t = seg[b]
+            n += t - t == 0
+            mark[b] = 0
+        fin[g] += n
+        for j in range(n_q):
+            lo, hi = low_t[j, g], high_t[j, g]
+            under = 0
+            for b in range(inner):
+                t = seg[b]
+                under += (t < lo) & (t > -np.inf)
+                mark[b] |= np.uint8((t >= lo) & (t <= hi))
+            below[j, g] += under
+
+
+@parallel
+def _bracket_pass(x, outer, groups, inner, low_t, high_t, base, cap, dest, n_parts):
+    """One pass over the rows: finite[c, g], below[c, j, g] = #{x < low[j, g]} and the members
+    low <= x <= high of bracket (j, g), copied to dest[c, base[j, g] + k] for k < cap[j, g]; written[c, j, g]
+    counts them all (more than cap: the region overflowed). low_t/high_t/base/cap are (Q, G)."""
+    n_q = low_t.shape[0]
+    period = groups * inner
+    finite = np.zeros((n_parts, groups), dtype=np.int64)
+    below = np.zeros((n_parts, n_q, groups), dtype=np.int64)
+    written = np.zeros((n_parts, n_q, groups), dtype=np.int64)
+    for c in prange(n_parts):
+        a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
+        flags = np.zeros(-(-period // 8) * 8, dtype=np.uint8)
+        words = flags.view(np.uint64)
+        fin = finite[c]
+        region = dest[c]
+        done = written[c]
+        for a in range(a0, a1):
+            row = x[a * period : (a + 1) * period]
+            if inner == 1:
+                for g in range(groups):
+                    t = row[g]
+                    fin[g] += t - t == 0
+                    flags[g] = 0
+                for j in range(n_q):
+                    lo_j, hi_j, bel = low_t[j], high_t[j], below[c, j]
+                    for g in range(groups):
+                        t = row[g]
+                        bel[g] += (t < lo_j[g]) & (t > -np.inf)  # finite values only: -inf is not below
+                        flags[g] |= np.uint8((t >= lo_j[g]) & (t <= hi_j[g]))
+            else:
+                _bracket_runs(row, inner, fin, below[c], flags, low_t, high_t)
+            for w in range(words.size):
+                if words[w] == 0:
+                    continue
+                for i in range(8 * w, min(period, 8 * w + 8)):
+                    if flags[i]:
+                        t = row[i]
+                        g = i // inner
+                        for j in range(n_q):
+                            if t >= low_t[j, g] and t <= high_t[j, g]:
+                                k = done[j, g]
+                                if k < cap[j, g]:
+                                    region[base[j, g] + k] = t
+                                done[j, g] = k + 1
+    return finite, below, written
+
+
+@parallel
+def _finish_brackets(quantiles, finite, below, written, base, cap, dest, n_parts):
+    """Per group: counts, and prev/next from the collected members where each quantile's ranks fell inside its
+    bracket; missing[g, j] marks those that did not (or whose regions overflowed)."""
+    parts, n_q, groups = below.shape
+    counts = np.zeros(groups, dtype=np.int64)
+    prev = np.full((groups, n_q), np.nan, dtype=dest.dtype)
+    nxt = np.full((groups, n_q), np.nan, dtype=dest.dtype)
+    missing = np.zeros((groups, n_q), dtype=np.bool_)
+    for c in prange(n_parts):
+        g0, g1 = _chunk_bounds(groups, n_parts, c, 1)
+        ranks = np.empty(2, dtype=np.int64)
+        found = np.empty(2, dtype=dest.dtype)
+        ends = np.empty(2 * 130 + 2, dtype=np.int64)
+        sample, mid, sub, sub_found = _scratch(2, dest.dtype)
+        for g in range(g0, g1):
+            n = 0
+            for p in range(parts):
+                n += finite[p, g]
+            counts[g] = n
+            if n == 0:
+                continue
+            for j in range(n_q):
+                virtual = (n - 1) * quantiles[j]
+                if virtual >= n - 1:
+                    r0 = n - 1
+                    r1 = n - 1
+                else:
+                    r0 = int(np.floor(virtual))
+                    r1 = r0 + 1
+                under = 0
+                total = 0
+                overflow = False
+                for p in range(parts):
+                    under += below[p, j, g]
+                    total += written[p, j, g]
+                    overflow |= written[p, j, g] > cap[j, g]
+                if overflow or r0 < under or r1 >= under + total:
+                    missing[g, j] = True
+                    continue
+                members = np.empty(total, dtype=dest.dtype)
+                k = 0
+                for p in range(parts):
+                    w = written[p, j, g]
+                    members[k : k + w] = dest[p, base[j, g] : base[j, g] + w]
+                    k += w
+                ranks[0] = r0 - under
+                ranks[1] = r1 - under
+                _select_ranks(members, total, ranks, 2, found, ends, sample, mid, sub, sub_found)
+                prev[g, j] = found[0]
+                nxt[g, j] = found[1]
+    return counts, prev, nxt, missing
+
+
+# --- radix fallback: exact ranks over the rows, 8 key bits per pass ----------------------------------------------
+
+
+@inline
+def _key(t, wide):
+    # Order-preserving unsigned key of a float's bits (negatives: every bit flipped; positives: the sign bit).
+    if wide:
+        w = np.uint64(t)
+        return w ^ (np.uint64(0xFFFFFFFFFFFFFFFF) if w >> np.uint64(63) else np.uint64(0x8000000000000000))
+    w = np.uint64(t)
+    return w ^ (np.uint64(0xFFFFFFFF) if w >> np.uint64(31) else np.uint64(0x80000000))
+
+
+@parallel
+def _radix_pass(bits, outer, groups, inner, first_pair, last_pair, prefix, shift, n_parts):
+    """hist[c, p, d] = #finite values of pair p's group (pairs first_pair[g]:last_pair[g]) whose key matches
+    prefix[p] above bit shift + 8, with digit d at bit shift."""
+    n_pairs = prefix.size
+    wide = bits.itemsize == 8
+    exponent = np.uint64(0x7FF0000000000000) if wide else np.uint64(0x7F800000)
+    period = groups * inner
+    hist = np.zeros((n_parts, n_pairs, 256), dtype=np.int64)
+    digit = np.uint64(shift)
+    above = np.uint64(shift + 8)
+    top = 64 if wide else 32
+    for c in prange(n_parts):
+        a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
+        h = hist[c]
+        for a in range(a0, a1):
+            for g in range(groups):
+                p0, p1 = first_pair[g], last_pair[g]
+                if p0 == p1:
+                    continue
+                for b in range(inner):
+                    w = np.uint64(bits[a * period + g * inner + b])
+                    if w & exponent == exponent:
+                        continue
+                    k = _key(w, wide)
+                    d = (k >> digit) & np.uint64(255)
+                    for p in range(p0, p1):
+                        if shift + 8 >= top or (k >> above) == prefix[p]:
+                            h[p, d] += 1
+    return hist
+
+
+def _radix_ranks(x, outer, groups, inner, pair_group, pair_rank, n_parts):
+    """Values of rank pair_rank[p] among the finite values of group pair_group[p] (pairs sorted by group)."""
+    wide = x.itemsize == 8
+    bits = x.view(np.uint64 if wide else np.uint32)
+    n_bits = 64 if wide else 32
+    values = np.empty(pair_group.size, dtype=x.dtype)
+    for s in range(0, pair_group.size, _RADIX_PAIRS):
+        pg = pair_group[s : s + _RADIX_PAIRS]
+        rank = pair_rank[s : s + _RADIX_PAIRS].astype(np.int64)
+        first = np.searchsorted(pg, np.arange(groups), side="left").astype(np.int64)
+        last = np.searchsorted(pg, np.arange(groups), side="right").astype(np.int64)
+        prefix = np.zeros(pg.size, dtype=np.uint64)
+        for shift in range(n_bits - 8, -1, -8):
+            hist = _radix_pass(bits, outer, groups, inner, first, last, prefix, shift, n_parts).sum(axis=0)
+            cum = np.cumsum(hist, axis=1)
+            d = np.argmax(cum > rank[:, None], axis=1)
+            rank = rank - np.where(d > 0, cum[np.arange(pg.size), np.maximum(d - 1, 0)], 0)
+            prefix = (prefix << np.uint64(8)) | d.astype(np.uint64)
+        top = np.uint64(1) << np.uint64(n_bits - 1)
+        ones = np.uint64((1 << n_bits) - 1)
+        raw = np.where(prefix & top, prefix ^ top, prefix ^ ones)
+        values[s : s + pg.size] = raw.astype(np.uint64 if wide else np.uint32).view(x.dtype)
+    return values
+
+
+def _select_bracketed(x, outer, groups, inner, quantiles, n_parts):
+    n_q = quantiles.size
+    size = outer * inner
+    low, high, share = _sample_brackets(x, outer, groups, inner, quantiles, n_parts)
+    # per-part capacity: the bracket's share of the group, spread over the parts, with a margin
+    cap = (np.ceil(share.T * size * 1.25 / n_parts) + 256).astype(np.int64)
+    cap = np.minimum(cap, -(-size // 1))
+    base = np.zeros((n_q, groups), dtype=np.int64)
+    flat = cap.reshape(-1)
+    base.reshape(-1)[1:] = np.cumsum(flat)[:-1]
+    dest = np.empty((n_parts, int(flat.sum())), dtype=x.dtype)
+    low_t = np.ascontiguousarray(low.T)
+    high_t = np.ascontiguousarray(high.T)
+    finite, below, written = _bracket_pass(x, outer, groups, inner, low_t, high_t, base, cap, dest, n_parts)
+    counts, prev, nxt, missing = _finish_brackets(quantiles, finite, below, written, base, cap, dest, n_parts)
+    del dest
+    if missing.any():
+        g_idx, j_idx = np.nonzero(missing)
+        n = counts[g_idx]
+        virtual = (n - 1) * quantiles[j_idx]
+        top = virtual >= n - 1
+        r0 = np.where(top, n - 1, np.floor(np.where(top, 0.0, virtual)).astype(np.int64))
+        r1 = np.where(top, n - 1, r0 + 1)
+        pair_group = np.repeat(g_idx, 2)
+        pair_rank = np.stack([r0, r1], axis=1).reshape(-1)
+        values = _radix_ranks(x, outer, groups, inner, pair_group, pair_rank, n_parts).reshape(-1, 2)
+        prev[g_idx, j_idx] = values[:, 0]
+        nxt[g_idx, j_idx] = values[:, 1]
+    return counts, prev, nxt
+
+
+def group_select(x, outer, groups, inner, quantiles, n_parts):
+    """Per group of the C-ordered (A, G, B) array x: finite count and the order statistics NumPy's "linear"
+    method interpolates between (the contract of :func:`fastquant._kernels.sorted_select`).
+
+    Returns (counts[G], prev[G, Q], next[G, Q]); prev/next are NaN for a group without finite values. Extra
+    memory: the output, about n_parts * _TILE values, and for groups larger than _TILE the bracket members
+    (a few percent of the input for two percentiles).
+    """
+    quantiles = np.ascontiguousarray(quantiles, dtype=np.float64)
+    if outer * inner <= _TILE:
+        return _select_in_cache(x, outer, groups, inner, quantiles, n_parts)
+    return _select_bracketed(x, outer, groups, inner, quantiles, n_parts)
+
+
+# --- finite min / max per group -------------------------------------------------------------------------------
+
+
+@parallel
+def finite_minmax_groups(x, outer, groups, inner, n_parts):
+    """(G, 2): the finite minimum and maximum of each group; (inf, -inf) for a group without finite values."""
+    period = groups * inner
+    acc = np.empty((n_parts, 2, groups), dtype=np.float64)
+    acc[:, 0, :] = np.inf
+    acc[:, 1, :] = -np.inf
+    for c in prange(n_parts):
+        a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
+        lo = acc[c, 0]
+        hi = acc[c, 1]
+        for a in range(a0, a1):
+            row = x[a * period : (a + 1) * period]
+            if inner == 1:
+                for g in range(groups):
+                    t = np.float64(row[g])
+                    finite = t - t == 0
+                    lo[g] = min(lo[g], t if finite else np.inf)
+                    hi[g] = max(hi[g], t if finite else -np.inf)
+            else:
+                for g in range(groups):
+                    seg = row[g * inner : (g + 1) * inner]
+                    m0 = lo[g]
+                    m1 = hi[g]
+                    for b in range(inner):
+                        t = np.float64(seg[b])
+                        finite = t - t == 0
+                        m0 = min(m0, t if finite else np.inf)
+                        m1 = max(m1, t if finite else -np.inf)
+                    lo[g] = m0
+                    hi[g] = m1
+    out = np.empty((groups, 2), dtype=np.float64)
+    for g in range(groups):
+        m0 = np.inf
+        m1 = -np.inf
+        for c in range(n_parts):
+            m0 = min(m0, acc[c, 0, g])
+            m1 = max(m1, acc[c, 1, g])
+        out[g, 0] = m0
+        out[g, 1] = m1
+    return out
+
+
+# --- conversion with per-group parameters along rows -----------------------------------------------------------
+
+
+@inline
+def _convert_row(row, dest, lo, factor, lo_scaled, scale, nan_level, mode):
+    # One row of G (inner == 1): per-element parameter lookups from contiguous arrays, one loop per level rule.
+    if mode == 0:
+        for g in range(row.size):
+            dest[g] = _level_clamped(np.float64(row[g]), lo[g], scale[g])
+    elif mode == 1:
+        for g in range(row.size):
+            dest[g] = _level_clamped_nan(np.float64(row[g]), lo[g], scale[g], nan_level)
+    else:
+        for g in range(row.size):
+            dest[g] = _level(np.float64(row[g]), lo[g], factor[g], lo_scaled[g], scale[g], nan_level)
+
+
+@serial
+def _expand(values, inner):
+    # Per-group parameters repeated inner times: one entry per element of a row of G * inner.
+    out = np.empty(values.size * inner, dtype=np.float64)
+    for g in range(values.size):
+        out[g * inner : (g + 1) * inner] = values[g]
+    return out
+
+
+@parallel
+def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan_level, n_parts):
+    """out[i] = level of x[i] with the parameters of its group, row by row of G * inner elements.
+
+    Every group ordinary (factor 1, finite positive scale) takes the clamped level (mode 0, or 1 with a nonzero
+    NaN level); any other range takes the general rule for the whole call (mode 2). With inner > 1 the
+    parameters are expanded once to a row's length (G * inner values each).
+    """
+    ordinary = True
+    for g in range(groups):
+        if factor[g] != 1.0 or not 0.0 < scale[g] < np.inf:
+            ordinary = False
+    mode = 2
+    if ordinary:
+        mode = 0 if nan_level == 0.0 else 1
+    if inner == 1:
+        lo_r, factor_r, lo_scaled_r, scale_r = lo, factor, lo_scaled, scale
+    else:
+        lo_r, factor_r = _expand(lo, inner), _expand(factor, inner)
+        lo_scaled_r, scale_r = _expand(lo_scaled, inner), _expand(scale, inner)
+    period = groups * inner
+    for c in prange(n_parts):
+        a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
+        for a in range(a0, a1):
+            row = x[a * period : (a + 1) * period]
+            dest = out[a * period : (a + 1) * period]
+            _convert_row(row, dest, lo_r, factor_r, lo_scaled_r, scale_r, nan_level, mode)

@@ -1,0 +1,156 @@
+"""The small-group kernels (fastquant._kernels.groups) against sorted_select, NumPy and the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastquant import _kernels as old
+from fastquant import reference
+from fastquant._kernels import groups
+from fastquant._levels import scale_terms
+
+QUANTILES = np.array([0.05, 0.95, 0.5, 0.0, 1.0, 1 / 3, 0.999])
+# seeded with np.random.default_rng(list of ints) per case (hash() of strings changes between runs)
+# (A, G, B): tiny, one group, one row, short runs, many groups, groups larger than the tile (bracketed path)
+LAYOUTS = [(1, 1, 1), (7, 5, 1), (1, 9, 3), (64, 300, 1), (10, 33, 3), (300, 2, 7), (5000, 4, 1), (700, 3, 200)]
+
+
+def _data(rng, size, dtype, kind):
+    x = rng.standard_normal(size)
+    if kind == "ties":
+        x = np.round(x, 1)
+    elif kind == "zeros":
+        x = np.where(rng.random(size) < 0.5, 0.0, -0.0) * (rng.random(size) < 0.6) + x * (rng.random(size) < 0.4)
+    x = x.astype(dtype)
+    x[rng.random(size) < 0.05] = np.nan
+    x[rng.random(size) < 0.02] = np.inf
+    x[rng.random(size) < 0.02] = -np.inf
+    return x
+
+
+def _same(a, b):
+    # bit-identical except that a zero order statistic may be either sign
+    a = np.where(a == 0, 0.0, a)
+    b = np.where(b == 0, 0.0, b)
+    return np.array_equal(a, b, equal_nan=True)
+
+
+def _numpy_stats(x, a, g, b, quantiles):
+    # the order statistics numpy.percentile(method="linear") interpolates between
+    y = x.reshape(a, g, b)
+    counts, prev, nxt = [], [], []
+    for j in range(g):
+        v = np.sort(y[:, j, :][np.isfinite(y[:, j, :])])
+        counts.append(v.size)
+        if v.size == 0:
+            prev.append(np.full(quantiles.size, np.nan))
+            nxt.append(np.full(quantiles.size, np.nan))
+            continue
+        virtual = (v.size - 1) * quantiles
+        p = np.where(virtual >= v.size - 1, v.size - 1, np.floor(virtual)).astype(np.int64)
+        q = np.where(virtual >= v.size - 1, v.size - 1, p + 1)
+        prev.append(v[p])
+        nxt.append(v[q])
+    return np.array(counts), np.array(prev, dtype=x.dtype), np.array(nxt, dtype=x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kind", ["normal", "ties", "zeros"])
+def test_group_select_matches_sorted_select(dtype, layout, kind):
+    a, g, b = layout
+    seed = [np.dtype(dtype).itemsize, *layout, ["normal", "ties", "zeros"].index(kind)]
+    rng = np.random.default_rng(seed)
+    x = _data(rng, a * g * b, dtype, kind)
+    expected = old.sorted_select(x, a, g, b, QUANTILES)
+    for n_parts in (1, 2, 3):
+        got = groups.group_select(x, a, g, b, QUANTILES, n_parts)
+        assert np.array_equal(got[0], expected[0])
+        assert _same(got[1], expected[1]) and _same(got[2], expected[2])
+        assert got[1].dtype == expected[1].dtype
+    counts, prev, nxt = _numpy_stats(x, a, g, b, QUANTILES)
+    assert np.array_equal(got[0], counts) and _same(got[1], prev) and _same(got[2], nxt)
+
+
+def test_group_select_empty_groups_and_sorted_values():
+    rng = np.random.default_rng(7)
+    a, g, b = 40, 6, 2
+    x = np.sort(rng.standard_normal(a * g * b)).astype(np.float32)
+    y = x.reshape(a, g, b)
+    y[:, 1, :] = np.nan
+    y[:, 4, :] = np.inf
+    got = groups.group_select(x, a, g, b, QUANTILES, 2)
+    expected = old.sorted_select(x, a, g, b, QUANTILES)
+    assert np.array_equal(got[0], expected[0])
+    assert _same(got[1], expected[1]) and _same(got[2], expected[2])
+    assert got[0][1] == 0 and np.isnan(got[1][1]).all()
+
+
+def test_bracket_misses_fall_back_to_radix():
+    # Large groups whose sampled rows hold one value and the others random: every bracket from the sample
+    # misses, so the radix fallback gives the answer.
+    rng = np.random.default_rng(11)
+    a, g, b = 1 << 18, 2, 1
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(a * g * b).astype(dtype)
+        step = -(-a // (1 << 14))
+        x.reshape(a, g)[::step] = 0.25
+        low, high, _ = groups._sample_brackets(x, a, g, b, QUANTILES, 2)
+        got = groups.group_select(x, a, g, b, QUANTILES, 2)
+        expected = _numpy_stats(x, a, g, b, QUANTILES)
+        assert np.array_equal(got[0], expected[0])
+        assert _same(got[1], expected[1]) and _same(got[2], expected[2])
+        # the median's bracket is [0.25, 0.25] from the constant sample: it holds the median of neither group
+        assert (low[:, 2] == 0.25).all() and (high[:, 2] == 0.25).all()
+        assert not ((got[1][:, 2] == 0.25) | (got[2][:, 2] == 0.25)).any()
+
+
+def test_radix_ranks():
+    rng = np.random.default_rng(5)
+    x = _data(rng, 3 * 4 * 50, np.float64, "ties")
+    y = x.reshape(50, 4, 3)
+    pair_group = np.array([0, 0, 2, 3, 3, 3])
+    ranks = []
+    sorted_groups = {g: np.sort(y[:, g, :][np.isfinite(y[:, g, :])]) for g in range(4)}
+    for g in pair_group:
+        ranks.append(rng.integers(sorted_groups[g].size))
+    values = groups._radix_ranks(x, 50, 4, 3, pair_group, np.array(ranks), 2)
+    assert _same(values, np.array([sorted_groups[g][r] for g, r in zip(pair_group, ranks, strict=True)]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_finite_minmax_groups(dtype, layout):
+    a, g, b = layout
+    rng = np.random.default_rng(3)
+    x = _data(rng, a * g * b, dtype, "normal")
+    y = x.reshape(a, g, b).astype(np.float64)
+    finite = np.isfinite(y)
+    expected_min = np.min(y, axis=(0, 2), where=finite, initial=np.inf)
+    expected_max = np.max(y, axis=(0, 2), where=finite, initial=-np.inf)
+    for n_parts in (1, 2, 5):
+        got = groups.finite_minmax_groups(x, a, g, b, n_parts)
+        assert got.shape == (g, 2)
+        assert np.array_equal(got[:, 0], expected_min) and np.array_equal(got[:, 1], expected_max)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [(7, 5, 1), (64, 300, 1), (10, 33, 3), (300, 2, 7)])
+@pytest.mark.parametrize("ranges", ["ordinary", "extreme"])
+@pytest.mark.parametrize("nan", [0, 77])
+def test_convert_rows_matches_reference(dtype, layout, ranges, nan):
+    a, g, b = layout
+    rng = np.random.default_rng(9)
+    x = _data(rng, a * g * b, dtype, "ties")
+    lo = rng.uniform(-1.5, 0.0, g)
+    hi = lo + rng.uniform(0.1, 2.0, g)
+    if ranges == "extreme":
+        hi[::3] = lo[::3]  # lo == hi
+        lo[1::3], hi[1::3] = 1.0, 1.0 + 2.0**-1020  # tiny span: rescaled (factor != 1)
+    factor, lo_scaled, scale = (np.ascontiguousarray(t, dtype=np.float64) for t in scale_terms(lo, hi))
+    out = np.empty(x.size, dtype=np.uint8)
+    groups.convert_rows(x, out, a, g, b, lo, factor, lo_scaled, scale, float(nan), 2)
+    shape = (1, g, 1)
+    expected = reference.quantize(x.reshape(a, g, b), lo.reshape(shape), hi.reshape(shape), nan)
+    assert np.array_equal(out.reshape(a, g, b), expected)

@@ -149,7 +149,9 @@ def limits(
         from . import _engine
 
         lo, hi = _engine.limits(x, plan, vmin, vmax, percentiles, method)
-    return np.broadcast_to(lo, shape).astype(np.float64), np.broadcast_to(hi, shape).astype(np.float64)
+    return tuple(
+        np.broadcast_to(np.reshape(v, shape) if np.size(v) > 1 else v, shape).astype(np.float64) for v in (lo, hi)
+    )
 
 
 def percentile(x: ArrayLike, q: ArrayLike, axis: Axis = None, *, method: Method = "exact") -> NDArray[np.float64]:

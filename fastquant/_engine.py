@@ -66,7 +66,9 @@ def exact_limits(source, dtype: np.dtype, vmin, vmax, percentiles):
         data_lo, data_hi = _passes.run(_passes.FiniteMinMax(groups), source)
         lo = data_lo if vmin is None else _group_limits(vmin, groups)
         hi = data_hi if vmax is None else _group_limits(vmax, groups)
-    return lo, np.where(lo > hi, lo, hi)
+    hi = np.where(lo > hi, lo, hi)
+    undefined = np.isnan(lo) | np.isnan(hi)  # no finite value to derive a limit from: both limits NaN
+    return np.where(undefined, np.nan, lo), np.where(undefined, np.nan, hi)
 
 
 def _group_limits(limit: np.ndarray, groups: int) -> np.ndarray:

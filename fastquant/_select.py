@@ -98,14 +98,27 @@ def selected_percentiles(finite: np.ndarray, quantiles: np.ndarray, dtype: np.dt
 
 
 class OrderStatistics:
-    """Per group: the finite count and a dict rank -> value for every rank the interpolation needs."""
+    """Per group: the finite count, and either a dict rank -> value for every rank the interpolation needs
+    (bracket, radix) or, for groups ``paired``, the two neighbours of every quantile as arrays (per-group
+    selection of many groups: no Python object per group)."""
 
     def __init__(self, groups: int):
         self.counts = np.zeros(groups, dtype=np.int64)
         self.values: list[dict | None] = [None] * groups
+        self.known = np.zeros(groups, dtype=bool)
+        self.paired = np.zeros(groups, dtype=bool)
+        self.prev = self.next = None  # (G, Q) where paired
+
+    def found(self, g: int, values: dict) -> None:
+        self.values[g] = values
+        self.known[g] = True
+
+    def forget(self, g: int) -> None:
+        self.values[g] = None
+        self.known[g] = False
 
     def missing(self) -> list[int]:
-        return [g for g, found in enumerate(self.values) if found is None]
+        return np.nonzero(~self.known)[0].tolist()
 
 
 def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
@@ -136,9 +149,16 @@ def percentiles(source, q: np.ndarray) -> np.ndarray:
     if q.size == 0:
         return result
     stats = order_statistics(source, quantiles)
-    for g in range(source.layout.groups):
-        if stats.counts[g]:
-            result[:, g] = interpolate(int(stats.counts[g]), quantiles, stats.values[g], source.stats_dtype)
+    for g in np.nonzero(stats.known & ~stats.paired & (stats.counts > 0))[0].tolist():
+        result[:, g] = interpolate(int(stats.counts[g]), quantiles, stats.values[g], source.stats_dtype)
+    paired = np.nonzero(stats.paired & (stats.counts > 0))[0]
+    if paired.size:
+        n = stats.counts[paired][:, None]
+        virtual = (n - 1) * quantiles[None, :]  # interpolation_plan's arithmetic, element for element
+        prev = np.floor(virtual)
+        gamma = np.where(virtual >= n - 1, virtual + 1, virtual - prev)
+        lower, upper = (v[paired].astype(source.stats_dtype) for v in (stats.prev, stats.next))
+        result[:, paired] = lerp(lower, upper, gamma).T
     result += 0.0  # +0.0 for a zero, as the reference
     return result
 
@@ -160,14 +180,11 @@ class SortSelection:
 
     def consume(self, result) -> None:
         counts, prev, following = result
-        for g in self.stats.missing():
-            found = {}
-            if counts[g]:
-                prev_rank, next_rank, _ = interpolation_plan(int(counts[g]), self.quantiles)
-                found.update(zip(prev_rank.tolist(), prev[g], strict=True))
-                found.update(zip(next_rank.tolist(), following[g], strict=True))
-            self.stats.counts[g] = counts[g]
-            self.stats.values[g] = found
+        missing = ~self.stats.known
+        self.stats.counts[missing] = counts[missing]
+        self.stats.paired |= missing
+        self.stats.known[:] = True
+        self.stats.prev, self.stats.next = prev, following
 
 
 # --- radix selection ------------------------------------------------------------------------------------------
@@ -231,7 +248,7 @@ class RadixSelection:
             for row, g in enumerate(rows.tolist()):
                 n = int(hist[row].sum())
                 self.stats.counts[g] = n
-                self.stats.values[g] = {}
+                self.stats.found(g, {})
                 cumulative = np.cumsum(hist[row])
                 for r in needed_ranks(n, self.quantiles) if n else []:
                     digit = int(np.searchsorted(cumulative, r, side="right"))
@@ -338,7 +355,7 @@ class BracketSelection:
             sizes[g, j], low[g, j], high[g, j] = size, self.low[g, j], self.high[g, j]
         if sizes.sum() * _passes.n_parts() > current().max_candidates:
             for g, *_ in self.needs:
-                self.stats.values[g] = None
+                self.stats.forget(g)
             self.needs = []
             return None
         note("collect", regions=[(g, j) for g, j, *_ in self.needs])
@@ -353,7 +370,7 @@ class BracketSelection:
         for g in range(self.low.shape[0]):
             self.stats.counts[g] = counts[g]
             if counts[g] == 0:
-                self.stats.values[g] = {}
+                self.stats.found(g, {})
                 continue
             by_bracket: dict[int, list[int]] | None = {}
             for r in needed_ranks(int(counts[g]), self.quantiles):
@@ -371,7 +388,7 @@ class BracketSelection:
                     self.needs.append((g, j, ranks, int(rank_low[g, j]), int(rank_high[g, j] - rank_low[g, j])))
                     continue
                 found.update(zip(ranks, select(values, [r - int(rank_low[g, j]) for r in ranks]), strict=True))
-            self.stats.values[g] = found
+            self.stats.found(g, found)
 
 
 def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype, group_size: int):

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from . import _validate
-from ._plan import Geometry, Layout, Plan, current
+from ._plan import Geometry, Layout, Plan, current, note
 
 
 def kernel_dtype(dtype: np.dtype) -> np.dtype:
@@ -86,6 +86,7 @@ class ArraySource:
         # == is False for a swapped byte order
         self.direct = bool(self.view.flags.c_contiguous and x.dtype == self.dtype)
         self.size = x.size
+        note("source", dtype=self.dtype.name, direct=self.direct)
 
     @property
     def layout(self) -> Layout:

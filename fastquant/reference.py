@@ -97,7 +97,8 @@ def _limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
             hi = np.where(has_finite, hi, np.nan)
     lo, hi = _limit_array(lo, shape), _limit_array(hi, shape)
     hi = np.where(lo > hi, lo, hi)  # one data-derived side may cross the given one: hi = lo
-    return lo, hi
+    undefined = np.isnan(lo) | np.isnan(hi)  # no finite value to derive a limit from: both limits NaN
+    return np.where(undefined, np.nan, lo), np.where(undefined, np.nan, hi)
 
 
 def _limit_array(value, shape: tuple[int, ...]) -> np.ndarray:

@@ -109,7 +109,15 @@ def sources(x, axis, rng):
 @pytest.fixture
 def sampled(monkeypatch, numba_path):
     """Sampling from small groups, so brackets and approx limits run on these sizes."""
-    lower(monkeypatch, sample_stride=8, min_sample=32, min_bracket_stride=2, approx_sample=1024, approx_min_stride=2, stream_block=4096)
+    lower(
+        monkeypatch,
+        sample_stride=8,
+        min_sample=32,
+        min_bracket_stride=2,
+        approx_sample=1024,
+        approx_min_stride=2,
+        stream_block=4096,
+    )
 
 
 @pytest.mark.parametrize("name, x, axis", LAYOUTS, ids=[c[0] for c in LAYOUTS])

@@ -91,11 +91,13 @@ class FiniteMinMax(Pass):
 
     def append(self, partial: np.ndarray, block: Block) -> None:
         k, lay = kernels(), block.layout
+        from ._kernels import minmax
+
         with k.kernel_lock():
-            part = k.finite_minmax(block.data, 0, lay.groups, lay.inner, n_parts())
+            local = minmax.finite_minmax(block.data, lay.outer, lay.groups, lay.inner, n_parts())
         ids = block.group_ids
-        partial[ids, 0] = np.minimum(partial[ids, 0], part[:, :, 0].min(axis=0))
-        partial[ids, 1] = np.maximum(partial[ids, 1], part[:, :, 1].max(axis=0))
+        partial[ids, 0] = np.minimum(partial[ids, 0], local[:, 0])
+        partial[ids, 1] = np.maximum(partial[ids, 1], local[:, 1])
 
     def combine(self, partials: list) -> np.ndarray:
         stacked = np.stack(partials)
@@ -130,7 +132,7 @@ class CountBelow(Pass):
                     block.data,
                     np.ascontiguousarray(thresholds[lane_groups].T),
                     n_parts(),
-                    tun.count_block // lanes * lanes,
+                    max(1, tun.count_block // lanes) * lanes,
                 ).sum(axis=0)  # (T, L)
                 local = np.zeros((lay.groups, n_thr), dtype=np.int64)
                 np.add.at(local, lane_groups, per_lane.T)
@@ -198,7 +200,7 @@ class Collect(Pass):
                     local_base,
                     dest,
                     parts,
-                    tun.count_block // lanes * lanes,
+                    max(1, tun.count_block // lanes) * lanes,
                 )
             else:
                 written = k.collect(block.data, 0, lay.groups, lay.inner, low, high, local_base, dest, parts)
@@ -246,6 +248,7 @@ class Scan(Pass):
                 source.flat, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
                 tun.scan_block // source.dtype.itemsize,
             )  # fmt: skip
+        below = counts.sum(axis=0)
 
         def members(g: int, j: int):
             pair = j + 1
@@ -255,7 +258,7 @@ class Scan(Pass):
                 )
             return None
 
-        return counts.sum(axis=0), members
+        return below, members
 
 
 # --- radix-digit histograms -----------------------------------------------------------------------------------
@@ -436,7 +439,7 @@ class Convert(Pass):
                     windows = np.ascontiguousarray(self.windows[ids][lane_groups].T)  # (4, L)
                     part = k.convert_count_lanes(
                         block.data, dest, *lane_params, self.nan_level, largest, windows, parts,
-                        tun.convert_block // lanes * lanes,
+                        max(1, tun.convert_block // lanes) * lanes,
                     )  # fmt: skip
                     local = np.zeros((lay.groups, 5), dtype=np.int64)
                     np.add.at(local, lane_groups, part.sum(axis=0).T)

@@ -39,7 +39,8 @@ class Tuning:
     max_candidates: int = 1 << 23  # bracket members collected at most (32 MiB of float32)
     radix_groups: int = 16  # groups per radix pass at most (histogram rows of 512 KiB per part)
     memory_budget: int = 64 << 20  # bytes of scratch (histograms, regions) a call may use besides its output
-    max_lanes: int = 64  # repeating group patterns up to this period use the per-lane kernels
+    max_lanes: int = 4096  # repeating group patterns up to this period use the per-lane kernels (measured: 64 -> 4096
+    # took H×W×128 exact limits from 1.75 s to 0.17 s)
     lane_block: int = 512  # about this many lanes (a multiple of the period): one parameter per element of a block
     count_block: int = 1 << 12  # elements per counting step (L1-resident across threshold sweeps)
     convert_block: int = 1 << 12  # elements per convert-then-count step (L1-resident)

@@ -292,6 +292,8 @@ class BracketSelection:
     def __init__(self, source, quantiles: np.ndarray, stats: OrderStatistics):
         self.layout = source.layout
         self.dtype = source.dtype
+        # On a direct runs layout one pass counts and collects (scan_runs); lane patterns count, then collect: a
+        # fused lanes kernel measured slower than the two passes (184 vs 167 ms on H×W×128).
         self.fused = source.direct and (self.layout.lane_count(current()) == 0 or self.layout.groups == 1)
         self.quantiles = quantiles
         self.stats = stats
@@ -338,6 +340,7 @@ class BracketSelection:
         parts = _passes.n_parts()
         groups, n_brackets = self.low.shape
         cap = np.zeros((groups, thresholds.shape[1] // 2), dtype=np.int64)
+        # One group: the parts share its members. Runs of several groups (planes): a part may hold most of one.
         per_part = self.expected if groups > 1 else -(-self.expected // parts)
         cap[:, 1 : 1 + n_brackets] = np.where(np.isinf(self.low) & np.isinf(self.high), 0, per_part)
         if cap.sum() * parts > current().max_candidates:

@@ -655,32 +655,6 @@ def radix_hist(bits, start, n_groups, run, rows, n_rows, shift, prefix_shift, pr
     return hist
 
 
-# --- finite min / max (single-sided limits) --------------------------------------------------------------------
-
-
-@parallel
-def finite_minmax(x, start, n_groups, run, n_chunks):
-    """acc[c, g] = (min, max) of the finite values of group g in chunk c; (inf, -inf) when there are none."""
-    n = x.size
-    acc = np.empty((n_chunks, n_groups, 2), dtype=np.float64)
-    acc[:, :, 0] = np.inf
-    acc[:, :, 1] = -np.inf
-    for c in prange(n_chunks):
-        begin, end = _chunk_bounds(n, n_chunks, c, 1)
-        g, b = _group_at(start + begin, n_groups, run)
-        a = acc[c]
-        for i in range(begin, end):
-            v = np.float64(x[i])
-            if v - v == 0:  # finite
-                a[g, 0] = min(a[g, 0], v)
-                a[g, 1] = max(a[g, 1], v)
-            b += 1
-            if b == run:
-                b = 0
-                g = g + 1 if g + 1 < n_groups else 0
-    return acc
-
-
 # --- strided samples -------------------------------------------------------------------------------------------
 
 

@@ -48,9 +48,9 @@ def round_up(n: int, multiple: int) -> int:
 
 
 def run(pass_, source):
-    """Run one pass over every block of an in-memory `source` and finalize it (a direct source runs a pass's
-    fused whole-array version where it has one)."""
-    if pass_.whole or (source.direct and hasattr(pass_, "fused")):
+    """Run one pass over every block of an in-memory `source` and finalize it (an in-memory array runs a pass's
+    random-access version where it has one)."""
+    if pass_.whole or (source.random_access and hasattr(pass_, "fused")):
         return pass_.fused(source)
     partial = pass_.create()
     for block in source.blocks(aligned=pass_.aligned):
@@ -346,10 +346,23 @@ class Sample(Pass):
         return partial[0]
 
     def fused(self, source) -> np.ndarray:
-        """The sample of a direct source by one parallel gather (one element per cache line or page)."""
-        k, lay = kernels(), self.layout
-        with k.kernel_lock():
-            return k.strided_sample(source.flat, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, n_parts())
+        """The sample of an in-memory source, read at its positions: by one parallel gather (one element per cache
+        line or page) from a direct source, else by NumPy indexing of the logical view."""
+        lay = self.layout
+        if source.direct:
+            k = kernels()
+            with k.kernel_lock():
+                return k.strided_sample(
+                    source.flat, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, n_parts()
+                )
+        a, g, b = np.meshgrid(
+            np.arange(0, lay.outer, self.step_a), np.arange(lay.groups), np.arange(0, lay.inner, self.step_b),
+            indexing="ij", sparse=True,
+        )  # fmt: skip
+        flat = ((a * lay.groups + g) * lay.inner + b).reshape(-1)
+        # Unravelled as 1-D: NumPy 2.4 mis-unravels (n, g, 1) index arrays past 8192 elements (numpy#31980).
+        picked = source.view[np.unravel_index(flat, source.view.shape)].reshape(a.shape[0], lay.groups, -1)
+        return np.moveaxis(picked, 1, 0).reshape(lay.groups, -1).astype(self.dtype)
 
 
 def sample_pass(layout: Layout, stride: int, dtype: np.dtype) -> Sample:

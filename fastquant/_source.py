@@ -109,6 +109,7 @@ class ArraySource:
         )
 
     reuse = True  # blocks share one buffer: a pass must not keep a block's data after append()
+    random_access = True  # passes may read any element directly (the sample)
 
     def blocks(self, aligned: bool = False) -> Iterator[Block]:
         buffer = None
@@ -133,6 +134,7 @@ class PartitionSource(ArraySource):
     own buffer; `aligned_indexes` serve the passes that need whole groups (default: slabs of whole groups)."""
 
     reuse = False
+    random_access = False
 
     def __init__(
         self,

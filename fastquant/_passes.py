@@ -202,8 +202,24 @@ class Collect(Pass):
                     parts,
                     max(1, tun.count_block // lanes) * lanes,
                 )
-            else:
-                written = k.collect(block.data, 0, lay.groups, lay.inner, low, high, local_base, dest, parts)
+            else:  # the fused scan's branch-free gather, with regions as large as the whole brackets
+                n_brackets = low.shape[1]
+                cap = np.zeros((lay.groups, round_up(2 + 2 * n_brackets, SWEEP) // 2), dtype=np.int64)
+                cap[:, 1 : 1 + n_brackets] = sizes
+                scan_base = np.zeros_like(cap)
+                scan_base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
+                scan_dest = np.empty((parts, int((cap + 1).sum())), dtype=low.dtype)
+                _, scanned = k.scan_runs(
+                    block.data, 0, lay.groups, lay.inner, bracket_thresholds(low, high), scan_base, cap, scan_dest,
+                    parts, tun.scan_block // block.data.itemsize,
+                )  # fmt: skip
+                written = scanned[:, :, 1 : 1 + n_brackets]
+                for li in range(lay.groups):
+                    for j in range(n_brackets):
+                        at = scan_base[li, j + 1]
+                        dest[:, local_base[li, j] : local_base[li, j] + sizes[li, j]] = scan_dest[
+                            :, at : at + sizes[li, j]
+                        ]
         base = self.base
         for li, g in enumerate(ids.tolist()):
             for j in range(low.shape[1]):
@@ -259,6 +275,17 @@ class Scan(Pass):
             return None
 
         return below, members
+
+
+def bracket_thresholds(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """(G, T) thresholds for the scan: (lowest finite, inf), then each bracket's (low, high); padded with inf to a
+    multiple of the sweep width."""
+    groups, n_brackets = low.shape
+    thresholds = np.full((groups, round_up(2 + 2 * n_brackets, SWEEP)), np.inf, dtype=low.dtype)
+    thresholds[:, 0] = np.finfo(low.dtype).min  # x < lowest finite: -inf
+    thresholds[:, 2 : 2 + 2 * n_brackets : 2] = low
+    thresholds[:, 3 : 3 + 2 * n_brackets : 2] = high
+    return thresholds
 
 
 # --- radix-digit histograms -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from . import _passes
-from ._passes import RADIX_BITS, SWEEP, Collect, CountBelow, GroupSort, RadixHistogram, Scan, round_up
+from ._passes import RADIX_BITS, Collect, CountBelow, GroupSort, RadixHistogram, Scan, bracket_thresholds
 from ._plan import current, note
 
 # --- NumPy's "linear" interpolation ---------------------------------------------------------------------------
@@ -438,14 +438,3 @@ def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype,
             # regions get 1.5 times the sample's share of the group, plus slack for small shares
             expected[g, j] = int(1.5 * share * group_size) + 1024
     return low, high, expected
-
-
-def bracket_thresholds(low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """(G, T) thresholds: (lowest finite, inf), then each bracket's (low, high); padded with inf to a multiple of
-    the sweep width."""
-    groups, n_brackets = low.shape
-    thresholds = np.full((groups, round_up(2 + 2 * n_brackets, SWEEP)), np.inf, dtype=low.dtype)
-    thresholds[:, 0] = np.finfo(low.dtype).min  # x < lowest finite: -inf
-    thresholds[:, 2 : 2 + 2 * n_brackets : 2] = low
-    thresholds[:, 3 : 3 + 2 * n_brackets : 2] = high
-    return thresholds

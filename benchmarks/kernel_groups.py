@@ -1,8 +1,10 @@
 """Timing of the small-group kernels (fastquant._kernels.groups) against a floor kernel and the kernels they replace.
 
-Run: ``python benchmarks/kernel_groups.py [layout ...]`` (layouts: column, pixel, hwc128, hwc21). Standard-normal
-float32 data (seed 20240601), 2 threads, minimum of alternated runs; ratios are to the floor kernel (one parallel
-read of every float32, one byte written per element). Kernels slower than a second get fewer runs.
+Run: ``python benchmarks/kernel_groups.py [--select] [layout ...]`` (layouts: column, pixel, hwc128, hwc21;
+``--select``: only the floor and group_select, alternated, for quick before/after ratios). Standard-normal float32
+data (seed 20240601), 2 threads, minimum of alternated runs; ratios are to the floor kernel (one parallel read of
+every float32, one byte written per element) measured in the same rounds. Kernels slower than a second get fewer
+runs.
 """
 
 from __future__ import annotations
@@ -75,12 +77,15 @@ def layout_candidates(a, g, b):
     }
 
 
-def main(names):
+def main(names, select_only=False):
     numba.set_num_threads(THREADS)
     print(f"{'layout':32} {'kernel':12} {'ms':>9} {'x floor':>8}")
     for name in names:
         a, g, b, text = LAYOUTS[name]
-        best = measure(layout_candidates(a, g, b))
+        candidates = layout_candidates(a, g, b)
+        if select_only:
+            candidates = {k: candidates[k] for k in ("floor", "select new")}
+        best = measure(candidates, runs=RUNS + 1 if select_only else RUNS)
         base = best["floor"]
         for kernel, t in best.items():
             print(f"{text:32} {kernel:12} {t * 1e3:9.1f} {t / base:8.2f}")
@@ -88,4 +93,5 @@ def main(names):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(LAYOUTS))
+    args = [a for a in sys.argv[1:] if a != "--select"]
+    main(args or list(LAYOUTS), select_only="--select" in sys.argv[1:])

@@ -73,6 +73,52 @@ def test_group_select_matches_sorted_select(dtype, layout, kind):
     assert np.array_equal(got[0], counts) and _same(got[1], prev) and _same(got[2], nxt)
 
 
+EXTREME_LAYOUTS = [(64, 300, 1), (64, 1030, 1), (16, 40, 4), (3, 700, 1), (120, 17, 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", EXTREME_LAYOUTS)
+@pytest.mark.parametrize("kind", ["normal", "ties", "zeros"])
+@pytest.mark.parametrize("quantiles", [(0.05, 0.95), (0.0, 0.01, 0.99, 1.0), (0.95, 0.1)])
+def test_group_select_extremes(dtype, layout, kind, quantiles):
+    # few extreme ranks per small group: the row-wise chains of smallest and largest values (_select_extremes)
+    a, g, b = layout
+    quantiles = np.array(quantiles)
+    side = np.zeros(quantiles.size, dtype=np.int64)
+    n_low, n_high = groups._extremes_plan(a * b, quantiles, side)
+    assert n_low + n_high <= groups._EXTREMES_MAX
+    seed = [np.dtype(dtype).itemsize, *layout, ["normal", "ties", "zeros"].index(kind), quantiles.size]
+    rng = np.random.default_rng(seed)
+    x = _data(rng, a * g * b, dtype, kind)
+    x.reshape(a, g, b)[:, 3, :] = np.nan  # a group without finite values
+    x.reshape(a, g, b)[: a - 2, 5, :] = np.inf  # a group with only a few finite values
+    counts, prev, nxt = _numpy_stats(x, a, g, b, quantiles)
+    for n_parts in (1, 2, 3):
+        got = groups.group_select(x, a, g, b, quantiles, n_parts)
+        assert np.array_equal(got[0], counts) and _same(got[1], prev) and _same(got[2], nxt)
+        assert got[1].dtype == x.dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["normal", "ties", "zeros", "sorted"])
+def test_group_select_counted(dtype, kind):
+    # groups of thousands in cache (counting against a sample, collecting one interval per rank): columns
+    a, g, b = 3000, 40, 1
+    rng = np.random.default_rng([np.dtype(dtype).itemsize, ["normal", "ties", "zeros", "sorted"].index(kind)])
+    x = _data(rng, a * g * b, dtype, "normal" if kind == "sorted" else kind)
+    if kind == "sorted":
+        x = np.sort(x)  # each column ascending, columns interleaved
+    y = x.reshape(a, g)
+    y[:, 7] = 1.5  # a constant column: one interval holding every value
+    y[: a // 2, 8] = np.nan
+    y[:, 9] = np.round(y[:, 9] * 2) / 2  # heavy ties
+    for quantiles in (np.array([0.05, 0.95]), QUANTILES):
+        counts, prev, nxt = _numpy_stats(x, a, g, b, quantiles)
+        for n_parts in (1, 2):
+            got = groups.group_select(x, a, g, b, quantiles, n_parts)
+            assert np.array_equal(got[0], counts) and _same(got[1], prev) and _same(got[2], nxt)
+
+
 def test_group_select_empty_groups_and_sorted_values():
     rng = np.random.default_rng(7)
     a, g, b = 40, 6, 2

@@ -39,6 +39,14 @@ _MID = 1 << 13  # bracket members per part (more: the rank is selected in place)
 _BIG_SAMPLE = 1 << 14  # sample values per group for the bracketed path (groups larger than _TILE)
 _BRACKET_SIGMAS = 5.0  # bracket half-width around a sample rank, in standard deviations of the sample quantile
 _RADIX_PAIRS = 1024  # (group, rank) pairs per radix batch: histograms of _RADIX_PAIRS * 256 per part
+_COUNTED_FROM = 1024  # groups this large (in cache) are selected by counting against sample values, then collecting
+_COUNT_SAMPLE = 63  # sorted sample values whose counts place each rank between two consecutive ones
+_REFINE_ROUNDS = 3  # rounds of two interpolated thresholds per rank group after the sample (a counting pass each)
+_REFINED = 24  # values of an interval small enough to collect (branch mispredictions ~ the values collected)
+_WIDE = 1 << 20  # values of the transposition buffer when groups are large (4 MiB of float32: wide blocks of rows)
+_MICRO = 16  # side of the square tiles of the transposition
+_EXTREMES_MAX = 24  # chains of kept extremes (smallest plus largest) up to this length take the row-wise kernel
+_EXTREMES_WIDTH = 512  # groups per tile of the row-wise extremes kernel (its chains stay in L1)
 
 
 # --- selection in a contiguous buffer ---------------------------------------------------------------------------
@@ -219,10 +227,164 @@ def _select_ranks(v, n, ranks, m, found, ends, sample, mid, sub, sub_found):
                 n_left += 1
 
 
+@inline
+def _count_below(v, n, t):
+    # #{v[:n] < t}: one vectorized pass (int32 lanes; n is at most a tile)
+    c = np.int32(0)
+    for i in range(n):
+        c += np.int32(v[i] < t)
+    return np.int64(c)
+
+
+@serial
+def _count_at(v, n, sample, s, i, memo):
+    # #{v < sample[i]} with sample[s] standing for +inf, memoized per call of _select_counted
+    if i >= s:
+        return n
+    if memo[i] < 0:
+        memo[i] = _count_below(v, n, sample[i])
+    return memo[i]
+
+
+@serial
+def _select_counted(v, n, ranks, m, found, ends, sample, mid, sub, sub_found):
+    """found[i] = the value of rank ranks[i] (ascending, < n) among the finite values v[:n] (n >= _COUNTED_FROM).
+
+    A sorted strided sample of _COUNT_SAMPLE values; per rank, a search over the sample (vectorized counting
+    passes, starting around the rank's expected sample position) for the two consecutive sample values lo < hi
+    with #{v < lo} <= rank < #{v < hi}. The values in [lo, hi) (about n / 64) are collected in one pass and the
+    rank is selected among them. Ranks whose interval has more values than mid holds (heavy ties) are selected
+    by _select_ranks.
+    """
+    s = _COUNT_SAMPLE
+    for t in range(s):
+        sample[t] = v[((2 * t + 1) * n) // (2 * s)]
+    _insertion_sort(sample, 0, s)
+    memo = np.full(s, -1, dtype=np.int64)
+    upper = np.empty(m, dtype=np.int64)  # per rank: index i of the interval [sample[i - 1], sample[i])
+    for r in range(m):
+        k = ranks[r]
+        # smallest i in [0, s] with count(i) > k (count(s) = n > k): gallop from the expected position, bisect
+        centre = int((k + 0.5) / n * (s + 1))
+        lo = max(0, min(s, centre - 1))  # count(lo - 1) <= k is what we need at the low end
+        hi = max(0, min(s, centre + 1))
+        step = 2
+        while lo > 0 and _count_at(v, n, sample, s, lo - 1, memo) > k:
+            lo = max(0, lo - step)
+            step *= 2
+        step = 2
+        while _count_at(v, n, sample, s, hi, memo) <= k:
+            hi = min(s, hi + step)
+            step *= 2
+        # now count(lo - 1) <= k (or lo == 0) and count(hi) > k: bisect for the smallest such i in [lo, hi]
+        while lo < hi:
+            h = (lo + hi) // 2
+            if _count_at(v, n, sample, s, h, memo) > k:
+                hi = h
+            else:
+                lo = h + 1
+        upper[r] = lo
+    # rank groups (consecutive ranks in one interval), each narrowed by interpolated thresholds: [lo, hi) with
+    # below = #{v < lo} and size = #{lo <= v < hi} values
+    box = sample[sample.size - 1 :]  # thresholds in v's dtype (compared exactly as the counting pass does)
+    lo_v = np.empty(m, dtype=np.float64)
+    hi_v = np.empty(m, dtype=np.float64)
+    below = np.empty(m, dtype=np.int64)
+    size = np.empty(m, dtype=np.int64)
+    bounds = np.empty(m + 1, dtype=np.int64)
+    n_g = 0
+    r = 0
+    while r < m:
+        i0 = upper[r]
+        e = r
+        while e < m and upper[e] == i0:
+            e += 1
+        c_lo = _count_at(v, n, sample, s, i0 - 1, memo) if i0 > 0 else 0
+        c_hi = _count_at(v, n, sample, s, i0, memo)
+        lo = np.float64(sample[i0 - 1]) if i0 > 0 else -np.inf
+        hi = np.float64(sample[i0]) if i0 < s else np.inf
+        kf = ranks[r]
+        kl = ranks[e - 1]
+        for _ in range(_REFINE_ROUNDS):
+            # two interpolated thresholds just outside the ranks, d ranks away (d shrinks with the interval)
+            span = c_hi - c_lo
+            if span <= _REFINED or not (-np.inf < lo and hi < np.inf):
+                break
+            d = max(2, span >> 4)
+            moved = False
+            box[0] = lo + (hi - lo) * ((kf - d + 0.5 - c_lo) / span)
+            t = np.float64(box[0])
+            if lo < t < hi:
+                c_t = _count_below(v, n, box[0])
+                if c_t <= kf:
+                    lo = t
+                    c_lo = c_t
+                    moved = True
+            box[0] = lo + (hi - lo) * ((kl + 1 + d + 0.5 - c_lo) / (c_hi - c_lo))
+            t = np.float64(box[0])
+            if lo < t < hi:
+                c_t = _count_below(v, n, box[0])
+                if c_t > kl:
+                    hi = t
+                    c_hi = c_t
+                    moved = True
+            if not moved:
+                break
+        lo_v[n_g] = lo
+        hi_v[n_g] = hi
+        below[n_g] = c_lo
+        size[n_g] = c_hi - c_lo
+        bounds[n_g] = r
+        n_g += 1
+        r = e
+    bounds[n_g] = m
+    cap = mid.size // 2
+    low_part = mid[:cap]
+    high_part = mid[cap : 2 * cap]
+    for q in range(0, n_g, 2):
+        two = q + 1 < n_g
+        r, e0 = bounds[q], bounds[q + 1]
+        e1 = bounds[q + 2] if two else e0
+        if size[q] > cap or (two and size[q + 1] > cap):  # heavy ties: select these ranks in v itself
+            _select_ranks(v, n, ranks[r:e1], e1 - r, sub_found, ends, sample[s:], mid, sub, found[r:e1])
+            found[r:e1] = sub_found[: e1 - r]
+            continue
+        l0, u0 = lo_v[q], hi_v[q]
+        c0 = 0
+        c1 = 0
+        if two:
+            l1, u1 = lo_v[q + 1], hi_v[q + 1]
+            for i in range(n):  # one branch per value, taken only by the few members (bitwise tests)
+                t = v[i]
+                if ((t >= l0) & (t < u0)) | ((t >= l1) & (t < u1)):
+                    if t < u0:
+                        low_part[c0] = t
+                        c0 += 1
+                    else:
+                        high_part[c1] = t
+                        c1 += 1
+        else:
+            for i in range(n):
+                t = v[i]
+                if (t >= l0) & (t < u0):
+                    low_part[c0] = t
+                    c0 += 1
+        for j in range(r, e0):
+            sub[j - r] = ranks[j] - below[q]
+        _select_permuting(low_part, c0, sub, e0 - r, sub_found, ends, sample[s:])
+        found[r:e0] = sub_found[: e0 - r]
+        if two:
+            for j in range(e0, e1):
+                sub[j - e0] = ranks[j] - below[q + 1]
+            _select_permuting(high_part, c1, sub, e1 - e0, sub_found, ends, sample[s:])
+            found[e0:e1] = sub_found[: e1 - e0]
+
+
 @serial
 def _scratch(m, dtype):
     # Per-part scratch of _select_ranks for up to m ranks: pivot/bracket sample, bracket members, sub-ranks.
-    sample = np.empty(max(_PIVOT_SAMPLE, _BRACKET_SAMPLE), dtype=dtype)
+    # (the sample has room for a count sample followed by a pivot/bracket one, used by _select_counted)
+    sample = np.empty(_COUNT_SAMPLE + max(_PIVOT_SAMPLE, _BRACKET_SAMPLE), dtype=dtype)
     return sample, np.empty(_MID + 1, dtype=dtype), np.empty(m, dtype=np.int64), np.empty(m, dtype=dtype)
 
 
@@ -261,7 +423,10 @@ def _select_group(
     m = 2 * quantiles.size
     for i in range(m):
         ordered[i] = ranks[slots[i]]
-    _select_ranks(values, n, ordered, m, found, ends, sample, mid, sub, sub_found)
+    if n >= _COUNTED_FROM:
+        _select_counted(values, n, ordered, m, found, ends, sample, mid, sub, sub_found)
+    else:
+        _select_ranks(values, n, ordered, m, found, ends, sample, mid, sub, sub_found)
     for i in range(m):
         s = slots[i]
         if s % 2 == 0:
@@ -273,6 +438,12 @@ def _select_group(
 @inline
 def _keep_finite(values):
     # Compact the finite values to the front (branch-free) and return their count.
+    n = np.int64(0)
+    for i in range(values.size):
+        t = values[i]
+        n += t - t == 0
+    if n == values.size:
+        return n
     n = 0
     for i in range(values.size):
         t = values[i]
@@ -284,11 +455,34 @@ def _keep_finite(values):
 @serial
 def _block_size(groups, size):
     # Groups per transposed block: as many as fit the tile, a multiple of a cache line of groups when possible
-    # (rows of a block then read whole lines).
-    per = max(1, _TILE // max(1, size))
+    # (rows of a block then read whole lines). Large groups take a wider buffer (_WIDE): with only a line or two
+    # of groups per block, every row read would be a separate short burst (a TLB miss and a DRAM line each).
+    tile = _WIDE if size >= _COUNTED_FROM else _TILE
+    per = max(1, tile // max(1, size))
     if per >= _LINE:
         per = per // _LINE * _LINE
     return min(groups, per)
+
+
+@serial
+def _transpose_rows(x, period, g0, width, outer, buf, stride):
+    # buf[t * stride + a] = x[a * period + g0 + t] for t < width, a < outer: square tiles of _MICRO, each read as
+    # _MICRO short row segments and written as _MICRO contiguous column segments.
+    for a0 in range(0, outer, _MICRO):
+        a1 = min(outer, a0 + _MICRO)
+        for t0 in range(0, width, _MICRO):
+            t1 = min(width, t0 + _MICRO)
+            src = a0 * period + g0 + t0
+            if a1 - a0 == _MICRO and t1 - t0 == _MICRO:
+                for t in range(_MICRO):
+                    d = (t0 + t) * stride + a0
+                    for a in range(_MICRO):
+                        buf[d + a] = x[src + a * period + t]
+            else:
+                for t in range(t1 - t0):
+                    d = (t0 + t) * stride + a0
+                    for a in range(a1 - a0):
+                        buf[d + a] = x[src + a * period + t]
 
 
 @parallel
@@ -316,10 +510,7 @@ def _select_in_cache(x, outer, groups, inner, quantiles, n_parts):
             width = min(groups, g0 + per) - g0
             # transpose the tile: group t's values to buf[t * size : (t + 1) * size]
             if inner == 1:
-                for a in range(outer):
-                    row = x[a * period + g0 : a * period + g0 + width]
-                    for t in range(width):
-                        buf[t * stride + a] = row[t]
+                _transpose_rows(x, period, g0, width, outer, buf, stride)
             else:
                 for a in range(outer):
                     row = x[a * period + g0 * inner : a * period + (g0 + width) * inner]
@@ -350,6 +541,112 @@ def _select_in_cache(x, outer, groups, inner, quantiles, n_parts):
                         prev[g],
                         nxt[g],
                     )
+    return counts, prev, nxt
+
+
+# --- small groups, few extreme ranks: chains of the smallest and largest values, row by row ---------------------
+
+
+@serial
+def _extremes_plan(size, quantiles, side):
+    """Chain lengths (smallest, largest) for every count of finite values n <= size; side[j] = 0 when quantile j
+    is read from the smallest values, 1 from the largest (the shorter chain)."""
+    n_low = 0
+    n_high = 0
+    for j in range(quantiles.size):
+        low_need = 0
+        high_need = 0
+        for n in range(1, size + 1):
+            virtual = (n - 1) * quantiles[j]
+            if virtual >= n - 1:
+                p = n - 1
+                q = n - 1
+            else:
+                p = int(np.floor(virtual))
+                q = p + 1
+            low_need = max(low_need, q + 1)
+            high_need = max(high_need, n - p)
+            if min(low_need, high_need) > _EXTREMES_MAX:  # the needs only grow with n: too long already
+                break
+        if low_need <= high_need:
+            side[j] = 0
+            n_low = max(n_low, low_need)
+        else:
+            side[j] = 1
+            n_high = max(n_high, high_need)
+    return n_low, n_high
+
+
+@parallel
+def _select_extremes(x, outer, groups, inner, quantiles, side, n_low, n_high, n_parts):
+    """group_select for small groups whose ranks are all among the n_low smallest or n_high largest finite values.
+
+    Rows are read in tiles of _EXTREMES_WIDTH groups; per group two sorted chains (ascending smallest, descending
+    largest) take each value by a compare-exchange per link, vectorized across the groups of the tile.
+    """
+    n_q = quantiles.size
+    period = groups * inner
+    w = _EXTREMES_WIDTH
+    n_tiles = (groups + w - 1) // w
+    counts = np.zeros(groups, dtype=np.int64)
+    prev = np.full((groups, n_q), np.nan, dtype=x.dtype)
+    nxt = np.full((groups, n_q), np.nan, dtype=x.dtype)
+    for c in prange(n_parts):
+        first, last = _chunk_bounds(n_tiles, n_parts, c, 1)
+        low = np.empty((max(1, n_low), w), dtype=x.dtype)
+        high = np.empty((max(1, n_high), w), dtype=x.dtype)
+        up = np.empty(w, dtype=x.dtype)
+        down = np.empty(w, dtype=x.dtype)
+        fin = np.empty(w, dtype=np.int64)
+        for tile in range(first, last):
+            g0 = tile * w
+            width = min(groups, g0 + w) - g0
+            low[:, :] = np.inf
+            high[:, :] = -np.inf
+            fin[:] = 0
+            for a in range(outer):
+                for b in range(inner):
+                    row = x[a * period + g0 * inner + b : a * period + (g0 + width) * inner]
+                    for t in range(width):
+                        v = row[t * inner]
+                        f = v - v == 0
+                        fin[t] += f
+                        up[t] = v if f else np.inf
+                        down[t] = v if f else -np.inf
+                    for i in range(n_low):
+                        link = low[i]
+                        for t in range(width):
+                            s = link[t]
+                            u = up[t]
+                            link[t] = s if s < u else u
+                            up[t] = u if s < u else s
+                    for i in range(n_high):
+                        link = high[i]
+                        for t in range(width):
+                            s = link[t]
+                            u = down[t]
+                            link[t] = s if s > u else u
+                            down[t] = u if s > u else s
+            for t in range(width):
+                g = g0 + t
+                n = fin[t]
+                counts[g] = n
+                if n == 0:
+                    continue
+                for j in range(n_q):
+                    virtual = (n - 1) * quantiles[j]
+                    if virtual >= n - 1:
+                        p = n - 1
+                        q = n - 1
+                    else:
+                        p = int(np.floor(virtual))
+                        q = p + 1
+                    if side[j] == 0:
+                        prev[g, j] = low[p, t]
+                        nxt[g, j] = low[q, t]
+                    else:
+                        prev[g, j] = high[n - 1 - p, t]
+                        nxt[g, j] = high[n - 1 - q, t]
     return counts, prev, nxt
 
 
@@ -659,11 +956,17 @@ def group_select(x, outer, groups, inner, quantiles, n_parts):
     method interpolates between (the contract of :func:`fastquant._kernels.sorted_select`).
 
     Returns (counts[G], prev[G, Q], next[G, Q]); prev/next are NaN for a group without finite values. Extra
-    memory: the output, about n_parts * _TILE values, and for groups larger than _TILE the bracket members
-    (a few percent of the input for two percentiles).
+    memory: the output, about n_parts * _TILE values (n_parts * _WIDE for groups of _COUNTED_FROM or more), and
+    for groups larger than _TILE the bracket members (a few percent of the input for two percentiles). Small
+    groups whose ranks are all near the ends (few chain links) are read row by row (_select_extremes).
     """
     quantiles = np.ascontiguousarray(quantiles, dtype=np.float64)
-    if outer * inner <= _TILE:
+    size = outer * inner
+    if size <= _TILE:
+        side = np.zeros(quantiles.size, dtype=np.int64)
+        n_low, n_high = _extremes_plan(size, quantiles, side)
+        if n_low + n_high <= _EXTREMES_MAX:
+            return _select_extremes(x, outer, groups, inner, quantiles, side, n_low, n_high, n_parts)
         return _select_in_cache(x, outer, groups, inner, quantiles, n_parts)
     return _select_bracketed(x, outer, groups, inner, quantiles, n_parts)
 

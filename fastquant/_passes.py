@@ -95,9 +95,12 @@ class FiniteMinMax(Pass):
 
         with k.kernel_lock():
             local = minmax.finite_minmax(block.data, lay.outer, lay.groups, lay.inner, n_parts())
-        ids = block.group_ids
-        partial[ids, 0] = np.minimum(partial[ids, 0], local[:, 0])
-        partial[ids, 1] = np.maximum(partial[ids, 1], local[:, 1])
+        rows = block.take(partial)  # a view when the block has every group
+        merged = np.stack([np.minimum(rows[:, 0], local[:, 0]), np.maximum(rows[:, 1], local[:, 1])], axis=1)
+        if block.all_groups:
+            partial[...] = merged
+        else:
+            partial[block.group_ids] = merged
 
     def combine(self, partials: list) -> np.ndarray:
         stacked = np.stack(partials)
@@ -462,7 +465,7 @@ class Convert(Pass):
     def append(self, partial, block: Block) -> None:
         k, lay, tun = kernels(), block.layout, current()
         ids = block.group_ids
-        params = [p[ids] for p in (self.lo, self.factor, self.lo_scaled, self.scale)]
+        params = [block.take(p) for p in (self.lo, self.factor, self.lo_scaled, self.scale)]
         dest_view = self.out[block.index]
         in_place = dest_view.flags.c_contiguous
         dest = dest_view.reshape(-1) if in_place else np.empty(block.data.size, dtype=np.uint8)
@@ -497,7 +500,7 @@ class Convert(Pass):
                     block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, largest,
                     np.ascontiguousarray(self.windows[ids]), parts, tun.convert_block,
                 ).sum(axis=0)  # fmt: skip
-        undefined = self.undefined[ids]
+        undefined = block.take(self.undefined)
         if undefined.any():
             dest.reshape(lay.outer, lay.groups, lay.inner)[:, undefined, :] = np.uint8(self.nan_level)
         if not in_place:

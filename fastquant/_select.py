@@ -117,8 +117,8 @@ class OrderStatistics:
         self.values[g] = None
         self.known[g] = False
 
-    def missing(self) -> list[int]:
-        return np.nonzero(~self.known)[0].tolist()
+    def missing(self) -> np.ndarray:
+        return np.nonzero(~self.known)[0]
 
 
 def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
@@ -133,9 +133,9 @@ def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
     if len(missing) > tun.radix_groups:
         note("sort", groups=len(missing))
         selection = SortSelection(lay.groups, quantiles, source.dtype, stats)
-    elif missing:
-        note("radix", groups=missing)
-        selection = RadixSelection(missing, lay.groups, quantiles, source.dtype, stats)
+    elif missing.size:
+        note("radix", groups=missing.tolist())
+        selection = RadixSelection(missing.tolist(), lay.groups, quantiles, source.dtype, stats)
     else:
         return stats
     _passes.drive(selection, source)
@@ -151,14 +151,15 @@ def percentiles(source, q: np.ndarray) -> np.ndarray:
     stats = order_statistics(source, quantiles)
     for g in np.nonzero(stats.known & ~stats.paired & (stats.counts > 0))[0].tolist():
         result[:, g] = interpolate(int(stats.counts[g]), quantiles, stats.values[g], source.stats_dtype)
-    paired = np.nonzero(stats.paired & (stats.counts > 0))[0]
-    if paired.size:
+    if stats.paired.any():
+        every = bool(stats.paired.all())
+        paired = slice(None) if every else np.nonzero(stats.paired)[0]
         n = stats.counts[paired][:, None]
         virtual = (n - 1) * quantiles[None, :]  # interpolation_plan's arithmetic, element for element
-        prev = np.floor(virtual)
-        gamma = np.where(virtual >= n - 1, virtual + 1, virtual - prev)
-        lower, upper = (v[paired].astype(source.stats_dtype) for v in (stats.prev, stats.next))
-        result[:, paired] = lerp(lower, upper, gamma).T
+        gamma = np.where(virtual >= n - 1, virtual + 1, virtual - np.floor(virtual))
+        lower, upper = (v[paired].astype(source.stats_dtype, copy=False) for v in (stats.prev, stats.next))
+        values = lerp(lower, upper, gamma)  # NaN for a group without finite values (its neighbours are NaN)
+        result[:, paired] = values.T
     result += 0.0  # +0.0 for a zero, as the reference
     return result
 
@@ -314,7 +315,7 @@ class BracketSelection:
             self.pass_ = None
         if self.pass_ is None and self.state != "finished":
             self.state = "finished"
-            note("bracket", resolved=not self.stats.missing())
+            note("bracket", resolved=not self.stats.missing().size)
         return self.pass_
 
     def consume(self, result) -> None:

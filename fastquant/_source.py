@@ -40,10 +40,21 @@ class Block:
     layout: Layout  # local (outer, groups, inner)
     geometry: Geometry
 
+    @property
+    def all_groups(self) -> bool:
+        """Whether the block spans the kept axes: its groups are every group, in order."""
+        return self.layout.groups == self.geometry.layout.groups
+
     @functools.cached_property
     def group_ids(self) -> np.ndarray:
         """The global group of each local group."""
+        if self.all_groups:
+            return np.arange(self.layout.groups)
         return self.geometry.ids(self.index, "groups")
+
+    def take(self, per_group: np.ndarray) -> np.ndarray:
+        """The rows of a per-group array that belong to this block's groups (no copy when it has them all)."""
+        return per_group if self.all_groups else per_group[self.group_ids]
 
     @functools.cached_property
     def outer_ids(self) -> np.ndarray:

@@ -27,6 +27,7 @@ from numba import prange
 from .._jit import inline, parallel, serial
 from . import _chunk_bounds, _level, _level_clamped, _level_clamped_nan
 
+_ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _TILE = 1 << 17  # values of the per-part selection buffer (512 KiB of float32): groups up to this size are in cache
 _LINE = 16  # float32 values per cache line: group blocks start at multiples of this when they can
 _SORTED_BELOW = 16  # windows this small are insertion-sorted
@@ -1064,9 +1065,24 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
         lo_r, factor_r = _expand(lo, inner), _expand(factor, inner)
         lo_scaled_r, scale_r = _expand(lo_scaled, inner), _expand(scale, inner)
     period = groups * inner
+    if period <= _ROW_TILE:
+        for c in prange(n_parts):
+            a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
+            for a in range(a0, a1):
+                row = x[a * period : (a + 1) * period]
+                dest = out[a * period : (a + 1) * period]
+                _convert_row(row, dest, lo_r, factor_r, lo_scaled_r, scale_r, nan_level, mode)
+        return
+    # Long rows (a million groups per row): tiles of the row, each over every row, so that a tile's parameters
+    # stay in cache instead of streaming all the parameters once per row.
+    n_tiles = (period + _ROW_TILE - 1) // _ROW_TILE
     for c in prange(n_parts):
-        a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
-        for a in range(a0, a1):
-            row = x[a * period : (a + 1) * period]
-            dest = out[a * period : (a + 1) * period]
-            _convert_row(row, dest, lo_r, factor_r, lo_scaled_r, scale_r, nan_level, mode)
+        t0, t1 = _chunk_bounds(n_tiles, n_parts, c, 1)
+        for t in range(t0, t1):
+            b0, b1 = t * _ROW_TILE, min(period, (t + 1) * _ROW_TILE)
+            for a in range(outer):
+                base = a * period
+                _convert_row(
+                    x[base + b0 : base + b1], out[base + b0 : base + b1], lo_r[b0:b1], factor_r[b0:b1],
+                    lo_scaled_r[b0:b1], scale_r[b0:b1], nan_level, mode,
+                )  # fmt: skip

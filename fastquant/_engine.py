@@ -74,7 +74,7 @@ def exact_limits(source, dtype: np.dtype, vmin, vmax, percentiles):
 def _group_limits(limit: np.ndarray, groups: int) -> np.ndarray:
     """A keepdims-shaped given limit as one value per group (a single group: the limits are uniform)."""
     flat = limit.reshape(-1)
-    return flat[:1].copy() if groups == 1 else flat.copy()
+    return np.full(groups, flat[0]) if flat.size == 1 else flat.copy()
 
 
 def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None):

@@ -12,7 +12,10 @@ import numpy as np
 
 from . import _validate, reference
 from ._levels import plain_span
-from ._select import selected_percentiles
+from ._select import lerp, selected_percentiles
+
+MANY_ROWS = 4  # at least this many rows of at most SHORT_ROW values: all rows sorted at once
+SHORT_ROW = 1 << 12
 
 
 def to_uint8(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...], nan: int, out: np.ndarray | None):
@@ -40,13 +43,34 @@ def percentile(x: np.ndarray, q: np.ndarray, axes: tuple[int, ...]) -> np.ndarra
     rows = np.transpose(values, kept + list(axes)).reshape(math.prod(kept_shape), math.prod(x.shape[i] for i in axes))
     quantiles = np.true_divide(q.reshape(-1), 100)  # NumPy's own step, so virtual indexes match bit for bit
     result = np.full((rows.shape[0], quantiles.size), np.nan)
-    if quantiles.size:
+    if quantiles.size and rows.shape[0] >= MANY_ROWS and rows.shape[1] <= SHORT_ROW:
+        result = _sorted_rows_percentiles(rows, quantiles)
+    elif quantiles.size:
         for i, row in enumerate(rows):
             finite = row[np.isfinite(row)]  # a copy: the selection reorders it
             if finite.size:
                 result[i] = selected_percentiles(finite, quantiles, values.dtype)
     result += 0.0  # +0.0 for a zero, as the reference
     return np.moveaxis(result, 0, -1).reshape(q.shape + kept_shape)
+
+
+def _sorted_rows_percentiles(rows: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Percentiles of many short rows at once: every row sorted (non-finite values as NaN, last), then NumPy's
+    interpolation of the same order statistics, element for element (no Python loop per row)."""
+    ordered = np.where(np.isfinite(rows), rows, np.nan)
+    ordered.sort(axis=1)
+    n = np.count_nonzero(~np.isnan(ordered), axis=1)[:, None]
+    virtual = (n - 1) * quantiles[None, :]  # interpolation_plan's arithmetic
+    above = virtual >= n - 1
+    prev = np.floor(virtual)
+    prev_rank = np.clip(np.where(above, n - 1, prev), 0, None).astype(np.int64)
+    next_rank = np.clip(np.where(above, n - 1, prev + 1), 0, None).astype(np.int64)
+    lower = np.take_along_axis(ordered, prev_rank, axis=1)
+    upper = np.take_along_axis(ordered, next_rank, axis=1)
+    with np.errstate(invalid="ignore"):
+        result = lerp(lower, upper, np.where(above, virtual + 1, virtual - prev))
+    result[n[:, 0] == 0] = np.nan
+    return result
 
 
 def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int, out: np.ndarray | None):

@@ -89,13 +89,14 @@ def _finite_scalar(value, name: str) -> float:
 
 
 def _limit(value, name: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
-    """A vmin/vmax: None, or float64 of the keepdims `shape` (a scalar, or an array that broadcasts to the
-    keepdims shape or to the kept shape). Elements must be finite, except NaN (checked as pairs by the caller)."""
+    """A vmin/vmax: None, or float64 of the keepdims `shape` (an array that broadcasts to the keepdims shape or to
+    the kept shape), or of shape (1, ..., 1) for a scalar. Elements must be finite, except NaN (checked as pairs by
+    the caller)."""
     if value is None:
         return None
     if np.ndim(value) == 0:
         _finite_scalar_or_nan(value, name)
-        return np.full(shape, float(value))
+        return np.full((1,) * len(shape), float(value))  # broadcasts to the limits' shape
     arr = np.asarray(value)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} has dtype {arr.dtype}; accepted: real numbers (int or float scalars or arrays)")
@@ -130,7 +131,8 @@ def _finite_scalar_or_nan(value, name: str) -> None:
 def check_limits(vmin, vmax, percentiles, shape: tuple[int, ...] = (), axes: tuple[int, ...] = ()):
     """Validate the limit options for an input of `shape` with limits over `axes`.
 
-    Returns (vmin, vmax, percentiles): vmin and vmax as float64 arrays of the keepdims shape (or None), the
+    Returns (vmin, vmax, percentiles): vmin and vmax as float64 arrays of the keepdims shape, (1, ..., 1) for a
+    scalar (or None), the
     percentiles as a float pair (or None). A NaN limit is accepted only where vmin and vmax are both NaN: the
     limits :func:`fastquant.limits` gives a slice without finite values.
     """
@@ -153,8 +155,8 @@ def check_limits(vmin, vmax, percentiles, shape: tuple[int, ...] = (), axes: tup
     limits_shape = keepdims_shape(shape, axes)
     lo = _limit(vmin, "vmin", limits_shape, axes)
     hi = _limit(vmax, "vmax", limits_shape, axes)
-    nan_lo = np.isnan(lo) if lo is not None else np.zeros(limits_shape, bool)
-    nan_hi = np.isnan(hi) if hi is not None else np.zeros(limits_shape, bool)
+    nan_lo = np.isnan(lo) if lo is not None else np.zeros((1,) * len(shape), bool)
+    nan_hi = np.isnan(hi) if hi is not None else np.zeros((1,) * len(shape), bool)
     if (nan_lo != nan_hi).any() or (lo is None or hi is None) and (nan_lo.any() or nan_hi.any()):
         name, value = ("vmin", vmin) if nan_lo.any() and (hi is None or (nan_lo & ~nan_hi).any()) else ("vmax", vmax)
         raise ValueError(

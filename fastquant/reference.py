@@ -103,7 +103,7 @@ def _limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
 
 def _limit_array(value, shape: tuple[int, ...]) -> np.ndarray:
     value = np.asarray(value, dtype=np.float64)
-    return np.broadcast_to(value, shape) if value.ndim == 0 else value.reshape(shape)
+    return np.broadcast_to(value, shape) if value.size == 1 else value.reshape(shape)
 
 
 def to_uint8(

@@ -1,11 +1,10 @@
-"""The small-group kernels (fastquant._kernels.groups) against sorted_select, NumPy and the reference."""
+"""The small-group kernels (fastquant._kernels.groups) against NumPy and the reference."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fastquant import _kernels as old
 from fastquant import reference
 from fastquant._kernels import groups
 from fastquant._levels import scale_terms
@@ -58,12 +57,12 @@ def _numpy_stats(x, a, g, b, quantiles):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", ["normal", "ties", "zeros"])
-def test_group_select_matches_sorted_select(dtype, layout, kind):
+def test_group_select_matches_numpy(dtype, layout, kind):
     a, g, b = layout
     seed = [np.dtype(dtype).itemsize, *layout, ["normal", "ties", "zeros"].index(kind)]
     rng = np.random.default_rng(seed)
     x = _data(rng, a * g * b, dtype, kind)
-    expected = old.sorted_select(x, a, g, b, QUANTILES)
+    expected = _numpy_stats(x, a, g, b, QUANTILES)
     for n_parts in (1, 2, 3):
         got = groups.group_select(x, a, g, b, QUANTILES, n_parts)
         assert np.array_equal(got[0], expected[0])
@@ -127,7 +126,7 @@ def test_group_select_empty_groups_and_sorted_values():
     y[:, 1, :] = np.nan
     y[:, 4, :] = np.inf
     got = groups.group_select(x, a, g, b, QUANTILES, 2)
-    expected = old.sorted_select(x, a, g, b, QUANTILES)
+    expected = _numpy_stats(x, a, g, b, QUANTILES)
     assert np.array_equal(got[0], expected[0])
     assert _same(got[1], expected[1]) and _same(got[2], expected[2])
     assert got[0][1] == 0 and np.isnan(got[1][1]).all()
@@ -163,22 +162,6 @@ def test_radix_ranks():
         ranks.append(rng.integers(sorted_groups[g].size))
     values = groups._radix_ranks(x, 50, 4, 3, pair_group, np.array(ranks), 2)
     assert _same(values, np.array([sorted_groups[g][r] for g, r in zip(pair_group, ranks, strict=True)]))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_finite_minmax_groups(dtype, layout):
-    a, g, b = layout
-    rng = np.random.default_rng(3)
-    x = _data(rng, a * g * b, dtype, "normal")
-    y = x.reshape(a, g, b).astype(np.float64)
-    finite = np.isfinite(y)
-    expected_min = np.min(y, axis=(0, 2), where=finite, initial=np.inf)
-    expected_max = np.max(y, axis=(0, 2), where=finite, initial=-np.inf)
-    for n_parts in (1, 2, 5):
-        got = groups.finite_minmax_groups(x, a, g, b, n_parts)
-        assert got.shape == (g, 2)
-        assert np.array_equal(got[:, 0], expected_min) and np.array_equal(got[:, 1], expected_max)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

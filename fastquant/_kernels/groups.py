@@ -1,4 +1,4 @@
-"""Kernels for many small groups and short inner runs: per-group selection in cache, row-wise min/max and conversion.
+"""Kernels for many small groups and short inner runs: per-group selection in cache, and row-wise conversion.
 
 The input is the same as for the other kernels: a 1-D C-contiguous float32 or float64 array ``x`` holding the whole
 logical ``(A, G, B)`` array (``outer``, ``groups``, ``inner``) in C order; element ``(a, g, b)`` is at flat index
@@ -12,7 +12,6 @@ logical ``(A, G, B)`` array (``outer``, ``groups``, ``inner``) in C order; eleme
   groups take a sample, bracket each needed rank, count and collect the bracket members in one pass over the
   rows, and select among the members; a bracket that misses (adversarial order, heavy ties) falls back to a
   radix selection over the rows, 8 key bits per pass.
-- :func:`finite_minmax_groups`: finite min and max per group, vectorized along a row of ``G``.
 - :func:`convert_rows`: conversion with per-group parameters, vectorized along a row of ``G * B``.
 
 Parallel kernels take ``n_parts`` (never read from numba inside a kernel) and accumulate into per-part rows merged
@@ -391,7 +390,7 @@ def _scratch(m, dtype):
 
 @inline
 def _rank_plan(n, quantiles, ranks, slots):
-    # NumPy's virtual index (the float64 steps of sorted_select): ranks[2j] = prev, ranks[2j + 1] = next, then
+    # NumPy's virtual index (the float64 steps of numpy.percentile): ranks[2j] = prev, ranks[2j + 1] = next, then
     # slots = the order that sorts the ranks (insertion sort: at most a few dozen entries, no allocation).
     n_q = quantiles.size
     for j in range(n_q):
@@ -954,7 +953,7 @@ def _select_bracketed(x, outer, groups, inner, quantiles, n_parts):
 
 def group_select(x, outer, groups, inner, quantiles, n_parts):
     """Per group of the C-ordered (A, G, B) array x: finite count and the order statistics NumPy's "linear"
-    method interpolates between (the contract of :func:`fastquant._kernels.sorted_select`).
+    method interpolates between, over the finite values of each group (NaN for a group without any).
 
     Returns (counts[G], prev[G, Q], next[G, Q]); prev/next are NaN for a group without finite values. Extra
     memory: the output, about n_parts * _TILE values (n_parts * _WIDE for groups of _COUNTED_FROM or more), and
@@ -973,49 +972,6 @@ def group_select(x, outer, groups, inner, quantiles, n_parts):
 
 
 # --- finite min / max per group -------------------------------------------------------------------------------
-
-
-@parallel
-def finite_minmax_groups(x, outer, groups, inner, n_parts):
-    """(G, 2): the finite minimum and maximum of each group; (inf, -inf) for a group without finite values."""
-    period = groups * inner
-    acc = np.empty((n_parts, 2, groups), dtype=np.float64)
-    acc[:, 0, :] = np.inf
-    acc[:, 1, :] = -np.inf
-    for c in prange(n_parts):
-        a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
-        lo = acc[c, 0]
-        hi = acc[c, 1]
-        for a in range(a0, a1):
-            row = x[a * period : (a + 1) * period]
-            if inner == 1:
-                for g in range(groups):
-                    t = np.float64(row[g])
-                    finite = t - t == 0
-                    lo[g] = min(lo[g], t if finite else np.inf)
-                    hi[g] = max(hi[g], t if finite else -np.inf)
-            else:
-                for g in range(groups):
-                    seg = row[g * inner : (g + 1) * inner]
-                    m0 = lo[g]
-                    m1 = hi[g]
-                    for b in range(inner):
-                        t = np.float64(seg[b])
-                        finite = t - t == 0
-                        m0 = min(m0, t if finite else np.inf)
-                        m1 = max(m1, t if finite else -np.inf)
-                    lo[g] = m0
-                    hi[g] = m1
-    out = np.empty((groups, 2), dtype=np.float64)
-    for g in range(groups):
-        m0 = np.inf
-        m1 = -np.inf
-        for c in range(n_parts):
-            m0 = min(m0, acc[c, 0, g])
-            m1 = max(m1, acc[c, 1, g])
-        out[g, 0] = m0
-        out[g, 1] = m1
-    return out
 
 
 # --- conversion with per-group parameters along rows -----------------------------------------------------------

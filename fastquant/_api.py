@@ -90,7 +90,7 @@ def to_uint8(
            [255, 255]], dtype=uint8)
     """
     x = _validate.real_array(x)
-    axes = _validate.normalize_axis(axis, x.ndim)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
     nan = _validate.check_nan(nan)
@@ -138,7 +138,7 @@ def limits(
     ((1, 1, 3), [0.0, 1.0, 2.0], [9.0, 10.0, 11.0])
     """
     x = _validate.real_array(x)
-    axes = _validate.normalize_axis(axis, x.ndim)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))

@@ -76,6 +76,28 @@ def normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(normalize_axis_tuple(axis, ndim, argname="axis")))
 
 
+def limit_axes(axis, shape: tuple[int, ...], vmin, vmax) -> tuple[int, ...]:
+    """The axes over which limits are computed: `axis`; or, when it is None and vmin/vmax are arrays, the axes
+    along which they do not vary, by NumPy broadcasting against x (so ``to_uint8(x, vmin=lo, vmax=hi)`` takes the
+    keepdims limits of :func:`fastquant.limits` as they are)."""
+    arrays = [v for v in (vmin, vmax) if v is not None and not isinstance(v, (str, bytes)) and np.ndim(v) > 0]
+    if axis is not None or not arrays:
+        return normalize_axis(axis, len(shape))
+    limit_shapes = [np.shape(v) for v in arrays]
+    try:
+        limit_shape = np.broadcast_shapes(*limit_shapes)
+        fits = np.broadcast_shapes(limit_shape, tuple(shape)) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"vmin/vmax have shapes {limit_shapes}; accepted with axis=None: arrays that broadcast to x's shape "
+            f"{tuple(shape)} (or give axis)"
+        )
+    padded = (1,) * (len(shape) - len(limit_shape)) + tuple(limit_shape)
+    return tuple(i for i, n in enumerate(padded) if n == 1)
+
+
 def _finite_scalar(value, name: str) -> float:
     if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
         raise TypeError(f"{name}={value!r} must be a real scalar")

@@ -68,7 +68,7 @@ def limits(x, vmin=None, vmax=None, *, percentiles=None, axis=None, method: str 
     values has NaN limits where they are data-derived. `method` has a single (exact) answer here.
     """
     x = _validate.real_array(x)
-    axes = _validate.normalize_axis(axis, x.ndim)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
     return _limits(x, vmin, vmax, percentiles, axes)
@@ -119,7 +119,7 @@ def to_uint8(
 ) -> np.ndarray:
     """Quantize `x` to uint8 (see the module docstring). `method` has a single (exact) answer here."""
     x = _validate.real_array(x)
-    axes = _validate.normalize_axis(axis, x.ndim)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
     nan = _validate.check_nan(nan)

@@ -32,7 +32,12 @@ TO_UINT8_ERRORS = [
     ("vmax-inf", {"vmax": float("inf")}, ValueError, r"vmax=inf .*finite"),
     ("vmin-minus-inf", {"vmin": -np.inf, "vmax": 1.0}, ValueError, r"vmin=-inf .*finite"),
     ("vmax-np-nan", {"vmin": 0.0, "vmax": np.float32("nan")}, ValueError, r"vmax=(np\.float32\()?nan"),
-    ("vmin-array-shape", {"vmin": np.array([0.0, 1.0])}, ValueError, r"vmin has shape \(2,\); accepted: .*broadcasts"),
+    (
+        "vmin-array-shape",
+        {"vmin": np.array([0.0, 1.0])},
+        ValueError,
+        r"vmin/vmax have shapes \[\(2,\)\]; accepted with axis=None: .*broadcast to x.s shape \(3, 4\)",
+    ),
     ("both-kinds-vmin", {"vmin": 0.0, "percentiles": (5, 95)}, ValueError, r"vmin/vmax.*percentiles.*not both"),
     ("both-kinds-vmax", {"vmax": 1.0, "percentiles": (5, 95)}, ValueError, r"vmin/vmax.*percentiles.*not both"),
     ("nan-256", {"nan": 256}, ValueError, r"nan=256 .*0\.\.255"),

@@ -181,3 +181,29 @@ def array_cases(seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
 def cases(seed: int = 0) -> list[tuple[str, np.ndarray, tuple]]:
     """``(id, array, axes)`` for every case of :func:`array_cases`, axes from :func:`axes_for`."""
     return [(cid, arr, axes_for(arr.shape)) for cid, arr in array_cases(seed)]
+
+
+# Sizes that reach the engine's sampled paths once the tests lower the sampling knobs (``SAMPLED_KNOBS``, through
+# ``fastquant._plan.tuning``): groups of about 100 k elements, in the layouts whose kernels differ (runs of planes,
+# lanes of a channel pattern, the global case, many small groups), float32 and float64, C and Fortran order.
+SAMPLED_SHAPES = {
+    "global": ((330, 310), None),
+    "planes": ((3, 300, 310), (1, 2)),
+    "lanes": ((300, 310, 3), (0, 1)),
+    "columns": ((600, 400), 0),
+}
+SAMPLED_KNOBS = {"sample_stride": 16, "min_sample": 2048, "min_bracket_stride": 4, "approx_sample": 4096,
+                 "approx_min_stride": 4}  # fmt: skip
+
+
+def sampled_cases(seed: int = 0) -> list[tuple[str, np.ndarray, object]]:
+    """(id, array, axis) for the sampled paths: normal data with NaN, +-inf and ties, in C and Fortran order."""
+    out = []
+    for i, (name, (shape, axis)) in enumerate(SAMPLED_SHAPES.items()):
+        for dtype in ("float32", "float64"):
+            rng = np.random.default_rng([seed, i, np.dtype(dtype).itemsize])
+            values = make_values(rng, dtype, shape, "nan")
+            values.reshape(-1)[::97] = np.round(values.reshape(-1)[::97])  # ties
+            for layout in ("C", "F"):
+                out.append((f"{dtype}-{layout}-{name}", with_layout(values, layout), axis))
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arrays import cases
+from arrays import SAMPLED_KNOBS, cases, sampled_cases
 from support import (
     assert_approx_percentile,
     assert_identical,
@@ -24,11 +24,13 @@ from support import (
     assert_within_one,
     force_path,
     kept_shape,
+    lower,
     numpy_percentile,
     value_dtype,
 )
 
 import fastquant
+import fastquant._plan
 from fastquant import reference
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -182,3 +184,28 @@ def test_approx_same_bytes_on_both_paths(case_id, x, axes):
     for a, b in zip(results["numpy"], results["numba"], strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape, case_id
         assert a.tobytes() == b.tobytes(), f"{case_id}: approx differs between the NumPy and Numba paths"
+
+
+SAMPLED = sampled_cases(seed=20261201)
+
+
+@pytest.mark.parametrize(("case_id", "x", "axis"), SAMPLED, ids=[c[0] for c in SAMPLED])
+def test_sampled_paths_match_reference(case_id, x, axis, monkeypatch, numba_path):
+    """At sizes that reach the sampled paths (knobs lowered): exact bytes and percentiles equal the reference,
+    approx is within one level; the trace shows which algorithm ran, and the bracket step must have resolved
+    the large-group layouts."""
+    lower(monkeypatch, **SAMPLED_KNOBS)
+    with fastquant._plan.recording() as trace:
+        exact = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, method="exact")
+        approx = fastquant.to_uint8(x, percentiles=(5, 95), axis=axis, method="approx")
+        values = fastquant.percentile(x, [1, 50, 99], axis=axis)
+    assert_identical(exact, reference.to_uint8(x, percentiles=(5, 95), axis=axis), case_id)
+    assert_within_one(approx, exact, case_id)
+    np.testing.assert_array_equal(values, reference.percentile(x, [1, 50, 99], axis=axis))
+    chosen = {event for event, _ in trace if event in ("bracket", "sort", "radix")}
+    if case_id.endswith("columns"):
+        assert "sort" in chosen, trace
+    else:
+        assert ("bracket", {"resolved": True}) in trace, trace
+    if not case_id.endswith("columns"):
+        assert any(e == "approx" and d.get("proved") is not None for e, d in trace), trace

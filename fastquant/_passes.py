@@ -189,11 +189,12 @@ class Collect(Pass):
         parts = n_parts()
         local_base = np.zeros_like(sizes)
         local_base.reshape(-1)[1:] = np.cumsum(sizes.reshape(-1))[:-1]
-        # each part writes its own row: positions never depend on scheduling
-        dest = np.empty((parts, max(int(sizes.sum()), 1)), dtype=low.dtype)
+        # Each part writes its own row of a region per bracket: positions never depend on scheduling.
         lanes = lay.lane_count(tun)
         with k.kernel_lock():
             if lanes:
+                region_base = local_base
+                dest = np.empty((parts, max(int(sizes.sum()), 1)), dtype=low.dtype)
                 lane_groups = lay.lane_groups(lanes)
                 written = k.collect_lanes(
                     block.data,
@@ -211,18 +212,13 @@ class Collect(Pass):
                 cap[:, 1 : 1 + n_brackets] = sizes
                 scan_base = np.zeros_like(cap)
                 scan_base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
-                scan_dest = np.empty((parts, int((cap + 1).sum())), dtype=low.dtype)
+                dest = np.empty((parts, int((cap + 1).sum())), dtype=low.dtype)
                 _, scanned = k.scan_runs(
-                    block.data, 0, lay.groups, lay.inner, bracket_thresholds(low, high), scan_base, cap, scan_dest,
+                    block.data, 0, lay.groups, lay.inner, bracket_thresholds(low, high), scan_base, cap, dest,
                     parts, tun.scan_block // block.data.itemsize,
                 )  # fmt: skip
                 written = scanned[:, :, 1 : 1 + n_brackets]
-                for li in range(lay.groups):
-                    for j in range(n_brackets):
-                        at = scan_base[li, j + 1]
-                        dest[:, local_base[li, j] : local_base[li, j] + sizes[li, j]] = scan_dest[
-                            :, at : at + sizes[li, j]
-                        ]
+                region_base = scan_base[:, 1 : 1 + n_brackets]
         base = self.base
         for li, g in enumerate(ids.tolist()):
             for j in range(low.shape[1]):
@@ -230,7 +226,7 @@ class Collect(Pass):
                     n = int(written[c, li, j])
                     if n:
                         at = base[g, j] + partial.written[g, j]
-                        partial.values[at : at + n] = dest[c, local_base[li, j] : local_base[li, j] + n]
+                        partial.values[at : at + n] = dest[c, region_base[li, j] : region_base[li, j] + n]
                         partial.written[g, j] += n
 
     def combine(self, partials: list) -> Members:

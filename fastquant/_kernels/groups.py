@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import inline, parallel, serial
-from . import _chunk_bounds, _level, _level_clamped, _level_clamped_nan
+from ._common import _chunk_bounds, _level, _level_clamped, _level_clamped_nan
 
 _ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _TILE = 1 << 17  # values of the per-part selection buffer (512 KiB of float32): groups up to this size are in cache

@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._jit import inline, parallel, serial
-from . import _chunk_bounds
+from ._common import _chunk_bounds
 
 _LANES_BYTES = 16384  # lanes kernel: at least this many bytes of keys per accumulator (amortizes a pass's setup)
 _TILE = 8192  # about this many columns per tile in the columns kernel (4096 to 32768 time the same on 64×1024²)

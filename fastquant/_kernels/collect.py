@@ -1,0 +1,154 @@
+"""Collecting kernels: bracket members per group, alone (lanes) or fused with the counts (scan_runs)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .._jit import parallel, serial
+from ._common import _chunk_bounds
+
+# --- collecting bracket members --------------------------------------------------------------------------------
+
+
+@parallel
+def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
+    """collect for a repeating lane pattern: low/high (B, L) per lane, lane_groups (L,) maps lanes to groups.
+
+    Returns written[c, g, j]; chunk c copies the members of bracket j of group g to dest[c, base[g, j]:].
+    Membership flags are computed per block with vectorized per-lane compares; only flagged elements are
+    visited one by one. `block` is a multiple of the lane count.
+    """
+    n_brackets, lanes = low.shape
+    n_groups = base.shape[0]
+    n_full = (x.size // lanes) * lanes
+    written = np.zeros((n_chunks, n_groups, n_brackets), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
+        member = np.zeros(block, dtype=np.uint8)
+        words = member.view(np.uint64)
+        row = dest[c]
+        pos = written[c]
+        for b in range(begin, end, block):
+            xb = x[b : min(end, b + block)]
+            for r in range(0, xb.size, lanes):
+                xs = xb[r : r + lanes]
+                flags = member[r : r + lanes]
+                for j in range(lanes):
+                    flags[j] = 0
+                for k in range(n_brackets):
+                    low_k = low[k]
+                    high_k = high[k]
+                    for j in range(lanes):
+                        v = xs[j]
+                        flags[j] |= np.uint8((v >= low_k[j]) & (v < high_k[j]))
+            for w in range((xb.size + 7) // 8):
+                if words[w] == 0:
+                    continue
+                for i in range(8 * w, min(xb.size, 8 * w + 8)):
+                    if member[i]:
+                        v = xb[i]
+                        j = i % lanes
+                        g = lane_groups[j]
+                        for k in range(n_brackets):
+                            if v >= low[k, j] and v < high[k, j]:
+                                row[base[g, k] + pos[g, k]] = v
+                                pos[g, k] += 1
+    for i in range(n_full, x.size):
+        j = i - n_full
+        g = lane_groups[j]
+        v = x[i]
+        for k in range(n_brackets):
+            if v >= low[k, j] and v < high[k, j]:
+                dest[0, base[g, k] + written[0, g, k]] = v
+                written[0, g, k] += 1
+    return written
+
+
+# --- counting and collecting in one pass ---------------------------------------------------------------------
+
+
+@serial
+def _sweep_run(x, thresholds, t, counts, member, first):
+    # Thresholds t..t+5 as three (low, high) pairs: counts of x < each threshold, and member[i] set where
+    # low <= x[i] < high for a collected pair. Pair 0 of the first sweep is (lowest finite, inf), the finite
+    # count: not collected. One plain loop of compares, adds and a byte store: LLVM vectorizes it.
+    t0, t1, t2 = thresholds[t], thresholds[t + 1], thresholds[t + 2]
+    t3, t4, t5 = thresholds[t + 3], thresholds[t + 4], thresholds[t + 5]
+    c0 = c1 = c2 = c3 = c4 = c5 = np.int32(0)
+    # The first sweep starts the flags and leaves pair 0 out; later sweeps add to them.
+    kept = np.uint8(0) if first else np.uint8(1)
+    for i in range(x.size):
+        v = x[i]
+        b0, b1, b2, b3, b4, b5 = v < t0, v < t1, v < t2, v < t3, v < t4, v < t5
+        c0 = np.int32(c0 + np.int32(b0))
+        c1 = np.int32(c1 + np.int32(b1))
+        c2 = np.int32(c2 + np.int32(b2))
+        c3 = np.int32(c3 + np.int32(b3))
+        c4 = np.int32(c4 + np.int32(b4))
+        c5 = np.int32(c5 + np.int32(b5))
+        member[i] = (member[i] & kept) | np.uint8(((b1 & ~b0) & kept) | (b3 & ~b2) | (b5 & ~b4))
+    counts[t] += c0
+    counts[t + 1] += c1
+    counts[t + 2] += c2
+    counts[t + 3] += c3
+    counts[t + 4] += c4
+    counts[t + 5] += c5
+
+
+@serial
+def _gather_members(x, member, words, flagged, thresholds, row, base, cap, written):
+    # Members are rare. First list the words of eight flags that hold any (branch-free), then copy the
+    # elements of those words branch-free too: store each at its pair's next position and advance that only
+    # for members, so nothing mispredicts. Each region has one slot past its capacity as a sink: a full
+    # region keeps counting (written > cap tells the caller to collect again, sized exactly).
+    n_flagged = 0
+    for w in range((x.size + 7) // 8):  # flags past x.size are stale; the element loops stop at x.size
+        flagged[n_flagged] = w
+        n_flagged += words[w] != 0
+    for f in range(n_flagged):
+        w = flagged[f]
+        stop = min(x.size, 8 * w + 8)
+        for j in range(1, thresholds.size // 2):
+            low, high = thresholds[2 * j], thresholds[2 * j + 1]
+            region, limit, k = base[j], cap[j], written[j]
+            for i in range(8 * w, stop):
+                v = x[i]
+                row[region + min(k, limit)] = v
+                k += (v >= low) & (v < high)
+            written[j] = k
+
+
+@parallel
+def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, block):
+    """Count and collect in one pass over runs of `run` elements that share a group.
+
+    thresholds[g] holds (low, high) pairs padded to a multiple of six: pair 0 is (lowest finite, inf), the
+    others are brackets. Returns counts[c, g, t] = #{x < thresholds[g, t]} over chunk c, and written[c, g, j]
+    = #{low_j <= x < high_j}; chunk c copies up to cap[g, j] members of bracket j of group g to
+    dest[c, base[g, j]:], a region of cap[g, j] + 1 slots. Counts and collected values do not depend on the
+    thread count.
+    """
+    n = x.size
+    n_thr = thresholds.shape[1]
+    counts = np.zeros((n_chunks, n_groups, n_thr), dtype=np.int64)
+    written = np.zeros((n_chunks, n_groups, n_thr // 2), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        member = np.zeros(block, dtype=np.uint8)
+        words = member.view(np.uint64)
+        flagged = np.empty(block // 8 + 1, dtype=np.int64)
+        acc = np.zeros(n_thr, dtype=np.int32)
+        i = begin
+        while i < end:
+            flat = start + i
+            g = (flat // run) % n_groups
+            stop = min(end, i + run - flat % run, i + block)
+            piece = x[i:stop]
+            for t in range(0, n_thr, 6):
+                _sweep_run(piece, thresholds[g], t, acc, member, t == 0)
+            _gather_members(piece, member, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g])
+            counts[c, g] += acc
+            acc[:] = 0
+            i = stop
+    return counts, written

@@ -1,0 +1,100 @@
+"""Counting kernels: values below thresholds per group (runs) or per lane."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .._jit import parallel, serial
+from ._common import _FLUSH_BLOCKS, _chunk_bounds
+
+# --- counting against thresholds -------------------------------------------------------------------------------
+
+
+@serial
+def _count_run(x, thresholds, counts):
+    # Six thresholds per sweep, compared in one loop with int32 accumulators: a plain compare-and-add loop
+    # over a short contiguous slice that LLVM vectorizes. (Numba widens int32 + int32 to int64; truncating
+    # each sum keeps eight lanes per vector: 2.3x faster.) The caller pads the thresholds to a multiple of six
+    # and keeps slices under 2**31 elements.
+    for t in range(0, thresholds.size, 6):
+        t0, t1, t2 = thresholds[t], thresholds[t + 1], thresholds[t + 2]
+        t3, t4, t5 = thresholds[t + 3], thresholds[t + 4], thresholds[t + 5]
+        c0 = c1 = c2 = c3 = c4 = c5 = np.int32(0)
+        for i in range(x.size):
+            v = x[i]
+            c0 = np.int32(c0 + np.int32(v < t0))
+            c1 = np.int32(c1 + np.int32(v < t1))
+            c2 = np.int32(c2 + np.int32(v < t2))
+            c3 = np.int32(c3 + np.int32(v < t3))
+            c4 = np.int32(c4 + np.int32(v < t4))
+            c5 = np.int32(c5 + np.int32(v < t5))
+        counts[t] += c0
+        counts[t + 1] += c1
+        counts[t + 2] += c2
+        counts[t + 3] += c3
+        counts[t + 4] += c4
+        counts[t + 5] += c5
+
+
+@parallel
+def count_runs(x, start, n_groups, run, thresholds, n_chunks, block):
+    """counts[c, g, t] = #{i in chunk c of group g : x[i] < thresholds[g, t]} (NaN never counts)."""
+    n = x.size
+    counts = np.zeros((n_chunks, n_groups, thresholds.shape[1]), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        i = begin
+        while i < end:
+            flat = start + i
+            g = (flat // run) % n_groups
+            stop = min(end, i + run - flat % run, i + block)
+            _count_run(x[i:stop], thresholds[g], counts[c, g])
+            i = stop
+    return counts
+
+
+@serial
+def _count_lanes(x, thresholds, counts):
+    # thresholds/counts: (T, L); x.size is a multiple of L. Two thresholds per sweep share the loads of x.
+    n_thr, lanes = thresholds.shape
+    for t in range(0, n_thr - 1, 2):
+        th0, th1 = thresholds[t], thresholds[t + 1]
+        acc0, acc1 = counts[t], counts[t + 1]
+        for base in range(0, x.size, lanes):
+            xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
+            for j in range(lanes):
+                v = xs[j]
+                acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
+                acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
+    if n_thr % 2:
+        th, acc = thresholds[n_thr - 1], counts[n_thr - 1]
+        for base in range(0, x.size, lanes):
+            xs = x[base : base + lanes]
+            for j in range(lanes):
+                acc[j] = np.int32(acc[j] + np.int32(xs[j] < th[j]))
+
+
+@parallel
+def count_lanes(x, thresholds, n_chunks, block):
+    """Per-lane counts[c, t, j] of x < thresholds[t, j] for a repeating lane pattern (tail: lane by lane).
+
+    `block` (a multiple of the lane count) keeps each slice cache-resident across the T threshold loops. The
+    int32 per-lane accumulators are flushed every _FLUSH_BLOCKS blocks (each gains at most block / lanes).
+    """
+    n_thr, lanes = thresholds.shape
+    n_full = (x.size // lanes) * lanes
+    counts = np.zeros((n_chunks, n_thr, lanes), dtype=np.int64)
+    for c in prange(n_chunks):
+        begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
+        acc = np.zeros((n_thr, lanes), dtype=np.int32)
+        for b in range(begin, end, block):
+            _count_lanes(x[b : min(end, b + block)], thresholds, acc)
+            if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or b + block >= end:
+                counts[c] += acc
+                acc[:] = 0
+    for i in range(n_full, x.size):
+        j = i - n_full
+        for t in range(n_thr):
+            counts[0, t, j] += x[i] < thresholds[t, j]
+    return counts

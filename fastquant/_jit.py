@@ -1,7 +1,7 @@
 """The one place that sets the JIT policy for every kernel, and the threading-layer policy.
 
-Importing this module imports numba; only :mod:`fastquant._api` does so, lazily, for inputs large enough to
-benefit. Every kernel is compiled with the same options:
+Importing this module imports numba; only the kernels (:mod:`fastquant._kernels`) do, loaded lazily by the passes
+for inputs large enough to take the engine. Every kernel is compiled with the same options:
 
 - ``cache=True``: compiled code is reused across processes (no JIT cost after the first run on a machine);
 - ``nogil=True``: calls from several Python threads can overlap;

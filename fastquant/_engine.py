@@ -18,7 +18,8 @@ def to_uint8(x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str, na
     """to_uint8 for validated arguments. An `out` that shares memory with `x` is written once, at the end, from
     a staged output: the limits and a failed approx proof re-read the input."""
     source = ArraySource(x, plan)
-    staged = out is not None and np.shares_memory(out, x)
+    # may_share_memory: a bounds test (exact overlap tests can take exponential time); at worst one extra copy
+    staged = out is not None and np.may_share_memory(out, x)
     target = np.empty(x.shape, dtype=np.uint8) if out is None or staged else out
     levels_view = target.transpose(plan.perm)
     converted = False

@@ -12,9 +12,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _numpy_path, _validate
 from ._plan import make_plan
+from ._source import block_elements, storage_chunks
 
 Method = Literal["approx", "exact"]
 Axis = int | tuple[int, ...] | None
+DEFAULT_MEMORY = 1 << 30
 
 
 def to_uint8(
@@ -27,13 +29,16 @@ def to_uint8(
     method: Method = "approx",
     nan: int = 0,
     out: NDArray[np.uint8] | None = None,
+    max_memory: int | str = DEFAULT_MEMORY,
 ) -> NDArray[np.uint8]:
     """Quantize a float (or integer/bool) array to uint8 with clipping, scaling and rounding.
 
     Parameters
     ----------
     x : array_like
-        bool, integer or float16/32/64 data of any shape, byte order and strides. Never modified.
+        bool, integer or float16/32/64 data of any shape, byte order and strides. Never modified. An array-like
+        that is not a NumPy array (a zarr array, an h5py dataset: ``shape``, a NumPy ``dtype`` and slicing) is
+        read in blocks, within `max_memory`.
     vmin, vmax : float or array_like, optional
         Absolute limits: scalars, or arrays that broadcast to the limits' shape over `axis` (keepdims, or the
         kept axes alone: shape ``(C,)`` for per-channel limits of H×W×C with ``axis=(0, 1)``). Values ``<= vmin``
@@ -58,8 +63,12 @@ def to_uint8(
         thread count or call history).
     nan : int
         Grey level for NaN, and for every element of a slice without finite values when limits are data-derived.
-    out : numpy.ndarray, optional
-        uint8 array of ``x``'s shape to write into. It may share memory with `x`.
+    out : numpy.ndarray or array-like, optional
+        uint8 array of ``x``'s shape to write into. It may share memory with `x`. It may be an array-like that
+        takes ``out[index] = levels`` (a zarr array), written block by block.
+    max_memory : int or str
+        Bytes (or a size such as ``"512MiB"``) an array-like input may occupy while it is read in blocks, besides
+        the output (default 1 GiB; at least 128 MiB). NumPy arrays are read in place and ignore it.
 
     Returns
     -------
@@ -89,17 +98,29 @@ def to_uint8(
     array([[  0,   0],
            [255, 255]], dtype=uint8)
     """
-    x = _validate.real_array(x)
+    x = _validate.data(x)
     axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
     nan = _validate.check_nan(nan)
     _validate.check_out(out, x.shape)
+    max_memory = _validate.check_memory(max_memory)
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
+    blockwise = not isinstance(x, np.ndarray) or (out is not None and not isinstance(out, np.ndarray))
+    if blockwise and plan.path == "numpy":  # small: read whole, convert in memory
+        levels = to_uint8(np.asarray(x[...]), vmin, vmax, percentiles=percentiles, axis=axes, method=method, nan=nan)
+        if out is None:
+            return levels
+        out[...] = levels
+        return out
     if plan.path == "numpy":
         return _numpy_path.to_uint8(x, vmin, vmax, percentiles, axes, nan, out)
     from . import _engine
 
+    if blockwise:
+        return _engine.to_uint8_blocks(
+            x, plan, block_elements(x.dtype, max_memory), storage_chunks(x), vmin, vmax, percentiles, method, nan, out
+        )
     return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, nan, out)
 
 
@@ -111,6 +132,7 @@ def limits(
     percentiles: tuple[float, float] | None = None,
     axis: Axis = None,
     method: Method = "approx",
+    max_memory: int | str = DEFAULT_MEMORY,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The limits ``(lo, hi)`` that :func:`to_uint8` uses with the same arguments.
 
@@ -119,7 +141,7 @@ def limits(
 
     Parameters
     ----------
-    x, vmin, vmax, percentiles, axis, method
+    x, vmin, vmax, percentiles, axis, method, max_memory
         As for :func:`to_uint8`. For ``method="approx"`` the limits are those actually used: the proved
         estimates, or the exact limits where they are not proved or do not apply.
 
@@ -137,24 +159,29 @@ def limits(
     >>> lo.shape, lo.ravel().tolist(), hi.ravel().tolist()
     ((1, 1, 3), [0.0, 1.0, 2.0], [9.0, 10.0, 11.0])
     """
-    x = _validate.real_array(x)
+    x = _validate.data(x)
     axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
+    max_memory = _validate.check_memory(max_memory)
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
     shape = _validate.keepdims_shape(x.shape, axes)
     if plan.path == "numpy":
-        lo, hi = _numpy_path.limits(x, vmin, vmax, percentiles, axes)
+        lo, hi = _numpy_path.limits(np.asarray(x[...]), vmin, vmax, percentiles, axes)
     else:
         from . import _engine
 
-        lo, hi = _engine.limits(x, plan, vmin, vmax, percentiles, method)
+        lo, hi = _engine.limits(
+            x, plan, vmin, vmax, percentiles, method, block_elements(x.dtype, max_memory), storage_chunks(x)
+        )
     return tuple(
         np.broadcast_to(np.reshape(v, shape) if np.size(v) > 1 else v, shape).astype(np.float64) for v in (lo, hi)
     )
 
 
-def percentile(x: ArrayLike, q: ArrayLike, axis: Axis = None, *, method: Method = "exact") -> NDArray[np.float64]:
+def percentile(
+    x: ArrayLike, q: ArrayLike, axis: Axis = None, *, method: Method = "exact", max_memory: int | str = DEFAULT_MEMORY
+) -> NDArray[np.float64]:
     """Percentiles of the finite values of `x`, over `axis`.
 
     Parameters
@@ -189,17 +216,19 @@ def percentile(x: ArrayLike, q: ArrayLike, axis: Axis = None, *, method: Method 
     >>> fastquant.percentile(np.array([1.0, 2.0, np.nan, 4.0]), [0, 50, 100]).tolist()
     [1.0, 2.0, 4.0]
     """
-    x = _validate.real_array(x)
+    x = _validate.data(x)
     q = _validate.check_q(q)
     _validate.check_method(method)
-    axes = _validate.normalize_axis(axis, x.ndim)
+    max_memory = _validate.check_memory(max_memory)
+    axes = _validate.normalize_axis(axis, len(x.shape))
     plan = make_plan(x.shape, axes, True)
     if plan.path == "numpy":
-        return _numpy_path.percentile(x, q, axes)
+        return _numpy_path.percentile(np.asarray(x[...]), q, axes)
     from . import _engine
 
     kept_shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
-    return _engine.percentile(x, plan, q).reshape(q.shape + kept_shape)
+    found = _engine.percentile(x, plan, q, block_elements(x.dtype, max_memory), storage_chunks(x))
+    return found.reshape(q.shape + kept_shape)
 
 
 def _grouped(vmin, vmax, percentiles) -> bool:

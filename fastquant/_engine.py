@@ -11,7 +11,7 @@ import numpy as np
 from . import _approx, _passes, _select, _validate
 from ._levels import scale_terms
 from ._plan import Plan, note
-from ._source import ArraySource
+from ._source import ArraySource, ChunkedSource, block_shape
 
 
 def to_uint8(x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str, nan: int, out: np.ndarray | None):
@@ -22,36 +22,36 @@ def to_uint8(x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str, na
     staged = out is not None and np.may_share_memory(out, x)
     target = np.empty(x.shape, dtype=np.uint8) if out is None or staged else out
     levels_view = target.transpose(plan.perm)
-    converted = False
-    if percentiles is not None and method == "approx":
-        found = _approx.estimates(source, np.array(percentiles))
-        if found is not None:
-            lo, hi, windows = found
-            counts = convert(source, lo, hi, nan, levels_view, windows)
-            converted = _approx.prove(source, counts, np.array(percentiles))
-            note("approx", proved=converted)
-    if not converted:
-        lo, hi = exact_limits(source, x.dtype, vmin, vmax, percentiles)
-        convert(source, lo, hi, nan, levels_view)
+    levels_with_limits(
+        source, x.dtype, vmin, vmax, percentiles, method, nan,
+        lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows),
+    )  # fmt: skip
     if staged:
         out[...] = target
         return out
     return target
 
 
-def limits(x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str):
+def source_for(x, plan: Plan, block_elements: int | None = None, chunks=None):
+    """An in-memory array's source, or a block source over an array-like (blocks of `block_elements`)."""
+    if isinstance(x, np.ndarray):
+        return ArraySource(x, plan)
+    return ChunkedSource(x, plan, block_elements, chunks)
+
+
+def limits(x, plan: Plan, vmin, vmax, percentiles, method: str, block_elements=None, chunks=None):
     """The (G,) limits to_uint8 uses: for approx the proved estimates, or the exact limits."""
-    source = ArraySource(x, plan)
+    source = source_for(x, plan, block_elements, chunks)
     if percentiles is not None and method == "approx":
         found = _approx.limits(source, np.array(percentiles))
         if found is not None:
             return found
-    return exact_limits(source, x.dtype, vmin, vmax, percentiles)
+    return exact_limits(source, np.dtype(x.dtype), vmin, vmax, percentiles)
 
 
-def percentile(x: np.ndarray, plan: Plan, q: np.ndarray) -> np.ndarray:
+def percentile(x, plan: Plan, q: np.ndarray, block_elements=None, chunks=None) -> np.ndarray:
     """Exact percentiles: (q.size, G)."""
-    return _select.percentiles(ArraySource(x, plan), q.reshape(-1))
+    return _select.percentiles(source_for(x, plan, block_elements, chunks), q.reshape(-1))
 
 
 def exact_limits(source, dtype: np.dtype, vmin, vmax, percentiles):
@@ -80,6 +80,35 @@ def _group_limits(limit: np.ndarray, groups: int) -> np.ndarray:
 
 def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None):
     """The conversion pass (with the approx proof counts when `windows` is given)."""
+    return _passes.run(convert_pass(lo, hi, nan, levels_view, windows), source)
+
+
+def convert_blocks(source, lo, hi, nan: int, emit, windows=None, indexes=None):
+    """The conversion pass over a block source, each block's levels (logical order) handed to
+    ``emit(index, levels)`` as soon as they are made, instead of written into one output array."""
+    pass_ = convert_pass(lo, hi, nan, None, windows)
+    partial = pass_.create()
+    for block in source.blocks(indexes=indexes):
+        levels = np.empty(block.data.size, dtype=np.uint8).reshape(block_shape(block.index, source.geometry.shape))
+        pass_.out = _Window(block.index, levels)
+        pass_.append(partial, block)
+        emit(block.index, levels)
+    return pass_.finalize(partial)
+
+
+class _Window:
+    """The output of one block, standing in for the whole output array that the Convert pass indexes."""
+
+    def __init__(self, index: tuple[slice, ...], levels: np.ndarray):
+        self.index, self.levels = index, levels
+
+    def __getitem__(self, index: tuple[slice, ...]) -> np.ndarray:
+        assert index == self.index, "a block's window serves that block only"
+        return self.levels
+
+
+def convert_pass(lo, hi, nan: int, levels_view, windows=None) -> _passes.Convert:
+    """The Convert pass for per-group limits (NaN limits: the group maps to `nan`)."""
     # A group whose limits are undefined (no finite data) maps entirely to `nan`; the kernels need finite limits,
     # so such groups get placeholder limits and are overwritten block by block.
     undefined = np.isnan(lo) | np.isnan(hi)
@@ -87,5 +116,42 @@ def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None):
     hi = np.where(undefined, 0.0, hi)
     hi = np.where(hi == lo, lo, hi)  # equal limits (0.0 and -0.0 too) -> scale +inf, never -inf (kernels' rule)
     factor, lo_scaled, scale = scale_terms(lo, hi)
-    pass_ = _passes.Convert(lo, factor, lo_scaled, scale, float(nan), levels_view, undefined, windows)
-    return _passes.run(pass_, source)
+    return _passes.Convert(lo, factor, lo_scaled, scale, float(nan), levels_view, undefined, windows)
+
+
+def levels_with_limits(source, dtype, vmin, vmax, percentiles, method: str, nan: int, write_all):
+    """Convert a block source with its limits: ``write_all(lo, hi, windows)`` runs the conversion pass (and
+    returns the proof counts when `windows` is given). Approx: the sampled estimates are proved by the pass that
+    writes with them; a failed proof writes again with the exact limits. Returns the limits used."""
+    if percentiles is not None and method == "approx":
+        found = _approx.estimates(source, np.array(percentiles))
+        if found is not None:
+            lo, hi, windows = found
+            counts = write_all(lo, hi, windows)
+            proved = _approx.prove(source, counts, np.array(percentiles))
+            note("approx", proved=proved)
+            if proved:
+                return lo, hi
+    lo, hi = exact_limits(source, dtype, vmin, vmax, percentiles)
+    write_all(lo, hi, None)
+    return lo, hi
+
+
+def to_uint8_blocks(array, plan: Plan, block_elements: int, chunks, vmin, vmax, percentiles, method, nan, out):
+    """to_uint8 of an array-like read block by block (`out`: any array-like of its shape that takes
+    ``out[index] = levels``, or None for a new array)."""
+    source = ChunkedSource(array, plan, block_elements, chunks)
+    target = np.empty(array.shape, dtype=np.uint8) if out is None else out
+    inverse = tuple(np.argsort(plan.perm).tolist())
+
+    def emit(index, levels):
+        physical = [slice(None)] * len(index)
+        for k, p in enumerate(plan.perm):
+            physical[p] = index[k]
+        target[tuple(physical)] = levels.transpose(inverse)
+
+    def write_all(lo, hi, windows):
+        return convert_blocks(source, lo, hi, nan, emit, windows)
+
+    levels_with_limits(source, np.dtype(array.dtype), vmin, vmax, percentiles, method, nan, write_all)
+    return target

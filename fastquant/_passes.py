@@ -350,13 +350,13 @@ class Sample(Pass):
     def append(self, partial, block: Block) -> None:
         values, filled = partial
         lay = block.layout
-        take_a = np.nonzero(block.outer_ids % self.step_a == 0)[0]
-        take_b = np.nonzero(block.inner_ids % self.step_b == 0)[0]
+        take_a, sampled_a = block.sampled("outer", self.step_a)
+        take_b, sampled_b = block.sampled("inner", self.step_b)
         if take_a.size == 0 or take_b.size == 0:
             return
         cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a][:, :, take_b]  # (a', g', b')
         nb = self.shape[1]
-        columns = (block.outer_ids[take_a] // self.step_a)[:, None] * nb + block.inner_ids[take_b] // self.step_b
+        columns = sampled_a[:, None] * nb + sampled_b
         rows = block.group_ids[:, None]
         values[rows, columns.reshape(-1)[None, :]] = np.moveaxis(cube, 1, 0).reshape(lay.groups, -1)
         filled[rows, columns.reshape(-1)[None, :]] = True

@@ -29,6 +29,8 @@ class Tuning:
 
     numba_min_size: int = 1 << 20  # inputs this large (elements) take the engine; smaller ones NumPy
     stream_block: int = 1 << 20  # elements per block read from a source that kernels cannot read in place
+    read_block: int = 0  # elements per block read from an array-like (0: as many as `max_memory` allows)
+    band_rows: int = 0  # rows per band of an image that `fastquant.convert` writes (0: from `max_memory`)
     sample_stride: int = 256  # one element in this many (at most) is sampled to propose brackets
     min_sample: int = 1 << 14  # sampled elements per group that propose brackets (at least)
     min_bracket_stride: int = 16  # groups too small for a sample this sparse skip the bracket step
@@ -140,6 +142,28 @@ class Geometry:
             return Layout(1, 1, math.prod(shape))
         first, last = self.kept[0], self.kept[-1]
         return Layout(math.prod(shape[:first]), math.prod(shape[first : last + 1]), math.prod(shape[last + 1 :]))
+
+    def _part_axes(self, part: str) -> range:
+        first, last = (self.kept[0], self.kept[-1]) if self.kept else (0, -1)  # no kept axes: all inner
+        return {"outer": range(0, first), "groups": range(first, last + 1), "inner": range(last + 1, len(self.shape))}[
+            part
+        ]
+
+    def id_run(self, index: tuple[slice, ...], part: str) -> tuple[int, int] | None:
+        """(first global index, count) when a block's positions along `part` are one run of global indexes (in C
+        order: single positions, then one partial axis, then full axes), else None."""
+        axes = list(self._part_axes(part))
+        start, partial = 0, False
+        for k in axes:
+            lo, hi, step = index[k].indices(self.shape[k])
+            if step != 1:
+                return None
+            if partial and (lo, hi) != (0, self.shape[k]):
+                return None
+            if hi - lo != 1 and not partial:
+                partial = True
+            start = start * self.shape[k] + lo
+        return start, math.prod(len(range(*index[k].indices(self.shape[k]))) for k in axes)
 
     def ids(self, index: tuple[slice, ...], part: str) -> np.ndarray:
         """Global indexes, in C order, of a block's local outer positions, groups or inner positions (`part`)."""

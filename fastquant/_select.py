@@ -126,16 +126,20 @@ def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
     (many groups) or radix selection (the rest)."""
     tun, lay = current(), source.layout
     stats = OrderStatistics(lay.groups)
-    if lay.bracket_stride(tun):
+    # A source whose every pass reads storage (ChunkedSource) takes radix selection where one batch of histogram
+    # rows holds every group: 2 reads for float32 (4 for float64), where a bracket's blockwise sample, count and
+    # collect are 3 (and a misleading sample adds radix on top).
+    few_reads = getattr(source, "few_reads", False) and lay.groups <= radix_batch(tun, blockwise=True)
+    if lay.bracket_stride(tun) and not few_reads:
         bracket = BracketSelection(source, quantiles, stats)
         _passes.drive(bracket, source)
     missing = stats.missing()
-    if len(missing) > tun.radix_groups:
+    if len(missing) > tun.radix_groups and not few_reads:
         note("sort", groups=len(missing))
         selection = SortSelection(lay.groups, quantiles, source.dtype, stats)
     elif missing.size:
         note("radix", groups=missing.tolist())
-        selection = RadixSelection(missing.tolist(), lay.groups, quantiles, source.dtype, stats)
+        selection = RadixSelection(missing.tolist(), lay.groups, quantiles, source.dtype, stats, few_reads)
     else:
         return stats
     _passes.drive(selection, source)
@@ -195,10 +199,15 @@ class RadixSelection:
     """Most-significant-digit radix selection of the needed ranks of `groups`, in batches of histogram rows.
 
     Per batch: one pass without a prefix gives each group's count and top digits; each later level refines, for
-    every group, one pending prefix per pass, until every needed rank has its full key.
+    every group, one pending prefix per pass, until every needed rank has its full key. `blockwise` (a source
+    whose every pass reads storage): after the top pass, one Collect pass gathers the members of the needed
+    top-digit buckets, whose exact sizes the top pass gave, and selects in them, so float32 and float64 take two
+    passes; levels refine only what is too large to collect.
     """
 
-    def __init__(self, groups: list[int], n_groups: int, quantiles, dtype: np.dtype, stats: OrderStatistics):
+    def __init__(
+        self, groups: list[int], n_groups: int, quantiles, dtype: np.dtype, stats: OrderStatistics, blockwise=False
+    ):
         tun = current()
         self.key_bits = 8 * dtype.itemsize
         self.dtype = dtype
@@ -206,16 +215,21 @@ class RadixSelection:
         self.quantiles = quantiles
         self.stats = stats
         self.shifts = list(range(self.key_bits - RADIX_BITS, -1, -RADIX_BITS))
-        row_bytes = _passes.RADIX_BINS * 8 * (_passes.n_parts() + 1)  # int64 rows: one per part, and the total
-        per_batch = max(1, min(tun.radix_groups, tun.memory_budget // row_bytes))
+        per_batch = radix_batch(tun, blockwise)
         self.batches = [groups[i : i + per_batch] for i in range(0, len(groups), per_batch)]
         self.batch: list[int] = []
         self.pending: dict[tuple[int, int], list[int]] = {}  # (g, rank) -> [key prefix, rank within it]
         self.level = 0
         self.asked: tuple | None = None
+        self.blockwise = blockwise
+        self.top: dict[int, np.ndarray] = {}  # g -> the top pass's histogram row, until the buckets are collected
 
     def next_pass(self):
         while True:
+            if self.top:
+                collect = self._collect_buckets()
+                if collect is not None:
+                    return collect
             if self.level == 0 and self.asked is None:
                 if not self.batches:
                     self._finish_batch()
@@ -255,7 +269,20 @@ class RadixSelection:
                     digit = int(np.searchsorted(cumulative, r, side="right"))
                     before = int(cumulative[digit - 1]) if digit else 0
                     self.pending[(g, r)] = [digit, r - before, 0]
+                if self.blockwise and n:
+                    self.top[g] = hist[row]
             self.level = 1
+            return
+        if kind == "collect":
+            members, base, where = hist, self.asked[2], self.asked[3]
+            by_region: dict[tuple[int, int], list] = {}
+            for (g, r), (j, offset) in where.items():
+                by_region.setdefault((g, j), []).append((r, offset))
+            for (g, j), wanted in by_region.items():
+                picked = select(members.region(base, g, j), [offset for _, offset in wanted])
+                for (r, _), value in zip(wanted, picked, strict=True):
+                    self.stats.values[g][r] = value
+                    del self.pending[(g, r)]
             return
         prefixes = dict(zip(rows.tolist(), self.asked[2].tolist(), strict=True))
         row_of = {g: i for i, g in enumerate(rows.tolist())}
@@ -266,10 +293,54 @@ class RadixSelection:
                 before = int(cumulative[digit - 1]) if digit else 0
                 state[:] = [(state[0] << RADIX_BITS) | digit, state[1] - before, self.level]
 
+    def _collect_buckets(self):
+        """A Collect pass for the top-digit buckets of the pending ranks (None, leaving them to the levels, when
+        the members would not fit the memory budget). -0.0 and +0.0 have keys in two buckets but compare equal, so
+        those two buckets are one value bracket."""
+        top, self.top = self.top, {}
+        shift = self.shifts[0]
+        negative_zero = (1 << (RADIX_BITS - 1)) - 1  # the top digit of -0.0's key; +0.0's is the next one
+        brackets: dict[int, dict[int, tuple[int, int]]] = {}  # g -> first digit -> (last digit, index j)
+        where = {}
+        for (g, r), (digit, within, _) in self.pending.items():
+            first = negative_zero if digit in (negative_zero, negative_zero + 1) else digit
+            last = negative_zero + 1 if first == negative_zero else digit
+            if first == negative_zero and digit == last:
+                within += int(top[g][negative_zero])
+            own = brackets.setdefault(g, {})
+            if first not in own:
+                own[first] = (last, len(own))
+            where[(g, r)] = (own[first][1], within)
+        if not where:
+            return None
+        n_brackets = max(len(own) for own in brackets.values())
+        low = np.full((self.n_groups, n_brackets), np.inf, dtype=self.dtype)
+        high = np.full((self.n_groups, n_brackets), np.inf, dtype=self.dtype)
+        sizes = np.zeros((self.n_groups, n_brackets), dtype=np.int64)
+        for g, own in brackets.items():
+            for first, (last, j) in own.items():
+                low[g, j] = key_to_value(first << shift, self.dtype)
+                high[g, j] = key_to_value((last + 1) << shift, self.dtype)  # the top finite bucket ends at +inf
+                sizes[g, j] = int(top[g][first : last + 1].sum())
+        if sizes.sum() * (_passes.n_parts() + 1) * self.dtype.itemsize > current().memory_budget:
+            return None
+        note("radix", collect=int(sizes.sum()))
+        pass_ = Collect(low, high, sizes)
+        self.asked = ("collect", None, pass_.base, where)
+        return pass_
+
     def _finish_batch(self) -> None:
         for (g, r), (key, _, _) in self.pending.items():
             self.stats.values[g][r] = key_to_value(key, self.dtype)
         self.pending = {}
+
+
+def radix_batch(tun, blockwise: bool) -> int:
+    """Groups per radix batch: as many histogram rows as the memory budget holds, and for in-memory sources (where
+    a pass is cheap) at most ``Tuning.radix_groups``."""
+    row_bytes = _passes.RADIX_BINS * 8 * (_passes.n_parts() + 1)  # int64 rows: one per part, and the total
+    rows = max(1, tun.memory_budget // row_bytes)
+    return rows if blockwise else min(tun.radix_groups, rows)
 
 
 def key_to_value(key: int, dtype: np.dtype):

@@ -56,19 +56,25 @@ class Block:
         """The rows of a per-group array that belong to this block's groups (no copy when it has them all)."""
         return per_group if self.all_groups else per_group[self.group_ids]
 
-    @functools.cached_property
-    def outer_ids(self) -> np.ndarray:
-        """The global outer index of each local one (as long as the block's outer extent: computed on demand)."""
-        return self.geometry.ids(self.index, "outer")
+    def sampled(self, part: str, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The local positions along `part` ("outer" or "inner") whose global index is a multiple of `step`, and
+        those global indexes divided by `step`; without listing every index where the block's positions form one
+        run of global indexes (slabs in C order: what sources cut)."""
+        run = self.geometry.id_run(self.index, part)
+        if run is not None:
+            start, n = run
+            local = np.arange((-start) % step, n, step)
+            return local, (start + local) // step
+        ids = self.geometry.ids(self.index, part)
+        local = np.nonzero(ids % step == 0)[0]
+        return local, ids[local] // step
 
-    @functools.cached_property
-    def inner_ids(self) -> np.ndarray:
-        """The global inner index of each local one."""
-        return self.geometry.ids(self.index, "inner")
 
-
-def partition(shape: tuple[int, ...], max_elements: int) -> list[tuple[slice, ...]]:
-    """Slabs in C order covering `shape`, each at most `max_elements` (>= 1) elements."""
+def partition(
+    shape: tuple[int, ...], max_elements: int, chunks: tuple[int, ...] | None = None
+) -> list[tuple[slice, ...]]:
+    """Slabs in C order covering `shape`, each at most `max_elements` (>= 1) elements. With storage `chunks`, a
+    slab boundary on the axis it splits falls on a chunk boundary where a whole chunk fits."""
     if math.prod(shape) == 0:
         return []
     axis = 0
@@ -76,6 +82,8 @@ def partition(shape: tuple[int, ...], max_elements: int) -> list[tuple[slice, ..
         axis += 1
     trailing = math.prod(shape[axis + 1 :])
     step = max(1, max_elements // trailing)
+    if chunks is not None and 1 < chunks[axis] <= step:
+        step -= step % chunks[axis]
     blocks = []
     for lead in np.ndindex(*shape[:axis]):
         for start in range(0, shape[axis], step):
@@ -177,3 +185,80 @@ def aligned_partition(geometry: Geometry, max_elements: int) -> list[tuple[slice
     full_before = tuple(slice(0, n) for n in shape[:first])
     full_after = tuple(slice(0, n) for n in shape[last + 1 :])
     return [full_before + slab + full_after for slab in slabs]
+
+
+class ChunkedSource:
+    """An array-like (a zarr array, an h5py dataset, a memmap, a lazy stack of files) read block by block.
+
+    Blocks are slabs in the logical C order of at most `block_elements` elements, cut where the storage chunks
+    are cut when the slab boundary falls inside a chunked axis, and read in that order (sequential formats such as
+    HDF5 read best so). Each block is read with one ``array[index]`` in the input's axis order, transposed to the
+    logical order and converted into a reused buffer. The engine never reads an array-like element by element
+    (``random_access`` is False), so the sample of a selection is a pass over blocks too.
+    """
+
+    reuse = True
+    random_access = False
+    direct = False
+    few_reads = True  # every pass reads storage: selections minimise passes (see _select.order_statistics)
+
+    def __init__(self, array, plan: Plan, block_elements: int, chunks: tuple[int, ...] | None = None):
+        self.array = array
+        self.perm = plan.perm
+        self.geometry: Geometry = plan.geometry
+        dtype = np.dtype(array.dtype)
+        self.dtype = kernel_dtype(dtype)
+        self.stats_dtype = _validate.percentile_dtype(dtype)
+        self.size = math.prod(array.shape)
+        self.block_elements = max(1, int(block_elements))
+        self.chunks = None if chunks is None else tuple(chunks[p] for p in self.perm)
+        note("source", dtype=self.dtype.name, direct=False, chunked=True)
+
+    @property
+    def layout(self) -> Layout:
+        return self.geometry.layout
+
+    def indexes(self, aligned: bool = False) -> list[tuple[slice, ...]]:
+        if aligned:
+            return aligned_partition(self.geometry, self.block_elements)
+        return partition(self.geometry.shape, self.block_elements, self.chunks)
+
+    def read(self, index: tuple[slice, ...]) -> np.ndarray:
+        """The block at logical `index` as an array in logical axis order (a view of what the array-like gave)."""
+        physical = [slice(None)] * len(index)
+        for k, p in enumerate(self.perm):
+            physical[p] = index[k]
+        return np.asarray(self.array[tuple(physical)]).transpose(self.perm)
+
+    def blocks(self, aligned: bool = False, indexes: Sequence[tuple[slice, ...]] | None = None) -> Iterator[Block]:
+        buffer = None
+        for index in self.indexes(aligned) if indexes is None else indexes:
+            piece = self.read(index)
+            if buffer is None or buffer.size < piece.size:
+                buffer = np.empty(piece.size, dtype=self.dtype)
+            data = buffer[: piece.size]
+            np.copyto(data.reshape(piece.shape), piece, casting="unsafe")
+            del piece
+            yield Block(index, data, self.geometry.local_layout(block_shape(index, self.geometry.shape)), self.geometry)
+
+
+def block_shape(index: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(len(range(*s.indices(n))) for s, n in zip(index, shape, strict=True))
+
+
+def block_elements(dtype: np.dtype, max_memory: int) -> int:
+    """Elements per block of a ChunkedSource within `max_memory`: the engine's scratch aside, two blocks in flight
+    (one read, one in the kernel buffer), each as read, as kernels read it, and as levels."""
+    if current().read_block:
+        return current().read_block
+    per_element = np.dtype(dtype).itemsize + kernel_dtype(np.dtype(dtype)).itemsize + 1
+    spare = max_memory - current().memory_budget - (32 << 20)
+    return max(1 << 16, spare // (2 * per_element))
+
+
+def storage_chunks(array) -> tuple[int, ...] | None:
+    """The chunk shape an array-like declares (zarr, h5py), if any."""
+    chunks = getattr(array, "chunks", None)
+    if isinstance(chunks, tuple) and len(chunks) == len(array.shape) and all(isinstance(c, int) for c in chunks):
+        return chunks
+    return None

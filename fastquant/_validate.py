@@ -27,6 +27,51 @@ def real_array(x) -> np.ndarray:
     raise TypeError(f"x has dtype {arr.dtype}; accepted: {ACCEPTED_DTYPES} (arrays or nested lists)")
 
 
+def data(x):
+    """`x` as an ndarray of an accepted dtype, or, for an array-like that is not one (a zarr array, an h5py
+    dataset, a lazy stack of files: ``shape``, a NumPy ``dtype`` and slicing), `x` itself, read in blocks."""
+    if isinstance(x, np.ndarray) or not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return real_array(x)
+    from ._inputs import as_array_like
+
+    x = as_array_like(x)
+    if isinstance(x, np.ndarray):
+        return real_array(x)
+    dtype = np.dtype(x.dtype)
+    if not (dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize <= 8)):
+        raise TypeError(f"x has dtype {dtype}; accepted: {ACCEPTED_DTYPES}")
+    return x
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20}
+_SIZE_UNITS.update({"g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40})
+MIN_MEMORY = 128 << 20  # the engine's scratch (64 MiB) and samples, plus room for blocks
+
+
+def check_memory(max_memory, name: str = "max_memory") -> int:
+    """A memory size in bytes from an int or a string such as ``"512MiB"``, ``"2GiB"``, ``"1.5GB"``."""
+    if isinstance(max_memory, bool):
+        raise TypeError(f"{name}={max_memory!r} must be a size in bytes or a string such as '512MiB'")
+    if isinstance(max_memory, str):
+        text = max_memory.strip().lower().replace(" ", "")
+        number = text.rstrip("kmgtib")
+        unit = text[len(number) :]
+        try:
+            value = float(number)
+        except ValueError:
+            value = None
+        if value is None or unit not in _SIZE_UNITS or not math.isfinite(value):
+            raise ValueError(f"{name}={max_memory!r} is not a size; accepted: bytes, or e.g. '512MiB', '2GiB'")
+        size = int(value * _SIZE_UNITS[unit])
+    elif isinstance(max_memory, numbers.Integral):
+        size = int(max_memory)
+    else:
+        raise TypeError(f"{name}={max_memory!r} must be a size in bytes or a string such as '512MiB'")
+    if size < MIN_MEMORY:
+        raise ValueError(f"{name}={max_memory!r} is below the minimum of {MIN_MEMORY >> 20}MiB")
+    return size
+
+
 def percentile_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype whose exact values percentiles are computed from.
 
@@ -207,7 +252,16 @@ def check_out(out, shape: tuple[int, ...]):
     if out is None:
         return None
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray of dtype uint8, got {type(out).__name__}")
+        if not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")):
+            raise TypeError(
+                f"out must be a numpy.ndarray of dtype uint8 or an array-like that takes out[index] = levels "
+                f"(a zarr array, an h5py dataset), got {type(out).__name__}"
+            )
+        if np.dtype(out.dtype) != np.uint8:
+            raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
+        if tuple(out.shape) != tuple(shape):
+            raise ValueError(f"out has shape {tuple(out.shape)}; accepted: the input's shape {tuple(shape)}")
+        return out
     if out.dtype != np.uint8:
         raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
     if out.shape != tuple(shape):

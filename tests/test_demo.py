@@ -1,4 +1,4 @@
-"""The built-in demo (the README's main job): writes the seed's three cases as PNG files."""
+"""The built-in demo (the README's main job): a generated volume to PNG slices, then the seed's three cases."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fastquant
 from fastquant import demo
 
 FILES = {"probability.png": "L", "feature.png": "L", "channels.png": "RGB"}
@@ -21,18 +22,24 @@ def _read(path) -> tuple[str, np.ndarray]:
         return im.mode, np.asarray(im)
 
 
-def test_default_run_writes_three_pngs(tmp_path, capsys):
-    # default size (1024), as a newcomer runs it
+def test_default_run_writes_the_volume_and_three_pngs(tmp_path, capsys):
+    # default sizes (64 slices of 1024²), as a newcomer runs it
     assert demo.main(["--out", tmp_path]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*FILES, "volume"])
+    slices = sorted((tmp_path / "volume").iterdir())
+    assert [p.name for p in slices] == [f"prediction_{i:04d}.png" for i in range(64)]
     printed = capsys.readouterr().out
+    assert "64 PNG slices" in printed and "MiB/s" in printed
+    for path in slices[::21]:
+        mode, pixels = _read(path)
+        assert mode == "L" and pixels.shape == (1024, 1024)
     for name, mode in FILES.items():
         got_mode, pixels = _read(tmp_path / name)
         assert got_mode == mode
         assert pixels.shape[:2] == (1024, 1024)
         assert str(tmp_path / name) in printed
         assert f"mode {mode}" in printed
-    assert printed.count("float32") == 3
+    assert printed.count("float32") == 4
     assert "limits" in printed
 
 
@@ -65,6 +72,15 @@ def test_printed_limits_are_the_data_percentiles(tmp_path, capsys):
     assert -2.0 < lo < -1.3 and 1.3 < hi < 2.0
 
 
+def test_volume_slices_equal_to_uint8_of_the_volume(tmp_path):
+    """The slices are whole-volume 5/95 percentile limits: to_uint8(volume, percentiles=(5, 95))[i], bit for bit."""
+    demo.main(["--out", tmp_path, "--size", "96", "--slices", "5", "--seed", "3"])
+    volume = demo._volume(np.random.default_rng(3), 5, 96)
+    want = fastquant.to_uint8(volume, percentiles=(5, 95))
+    for i in range(5):
+        np.testing.assert_array_equal(_read(tmp_path / "volume" / f"prediction_{i:04d}.png")[1], want[i])
+
+
 def test_seeded(tmp_path):
     for run in ("a", "b", "c"):
         seed = "1" if run == "c" else "0"
@@ -78,7 +94,7 @@ def test_seeded(tmp_path):
 def test_creates_nested_output_dir(tmp_path):
     out = tmp_path / "x" / "y"
     assert demo.main(["--out", str(out), "--size", "16"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "volume"])
 
 
 def test_bad_size_exits_with_usage_error(tmp_path, capsys):
@@ -90,7 +106,7 @@ def test_bad_size_exits_with_usage_error(tmp_path, capsys):
 
 def test_python_dash_m(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "fastquant.demo", "--out", str(tmp_path), "--size", "32"],
+        [sys.executable, "-m", "fastquant.demo", "--out", str(tmp_path), "--size", "32", "--slices", "0"],
         capture_output=True,
         text=True,
         check=False,
@@ -103,3 +119,15 @@ def test_python_dash_m(tmp_path):
 def test_console_script_declared():
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("fastquant-demo") == "fastquant.demo:main"
+    assert scripts.get("fastquant") == "fastquant._cli:main"
+
+
+def test_fastquant_demo_command(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fastquant._cli", "demo", "--out", str(tmp_path), "--size", "40", "--slices", "3"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "volume").iterdir())) == 3

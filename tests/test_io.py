@@ -1,4 +1,4 @@
-"""fastquant.save: round trips through Pillow, option routing, and every error case."""
+"""fastquant.save: round trips (read back by Pillow), option routing, and every error case."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PIL import Image
 
 import fastquant
 import fastquant._api
+import fastquant._png
 from fastquant import reference
 
 H, W = 37, 53  # odd, non-square: catches transposed or padded rows
@@ -279,10 +280,61 @@ def test_invalid_conversion_option_leaves_no_file(tmp_path):
 
 def test_pillow_writer_failure_removes_new_file(tmp_path):
     # Errors inside Pillow's writer come after the file is opened; Pillow removes a file it created.
-    path = tmp_path / "a.png"
-    with pytest.raises(OSError):
-        fastquant.save(path, _data((H, W)), compress_level=99)
+    path = tmp_path / "a.jpg"
+    with pytest.raises(ValueError, match="quality"):
+        fastquant.save(path, _data((H, W)), quality="bogus")
     assert not path.exists()
+
+
+def test_png_writer_failure_removes_new_file(tmp_path, monkeypatch):
+    # An error while fastquant's PNG writer writes (disk full, say) comes after the file is opened
+    # and the header written; the file the call created is removed, as Pillow does for its formats.
+    def fail(self, rows):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(fastquant._png.PngStream, "write_rows", fail)
+    path = tmp_path / "a.png"
+    with pytest.raises(OSError, match="no space"):
+        fastquant.save(path, _data((H, W)))
+    assert not path.exists()
+
+
+def test_png_is_written_by_fastquant():
+    x = _data((H, W, 3))
+    buffer = io.BytesIO()
+    fastquant.save(buffer, x, format="PNG", percentiles=(5, 95), compress_level=4)
+    assert buffer.getvalue() == fastquant._png.encode_png(fastquant.to_uint8(x, percentiles=(5, 95)), compress_level=4)
+
+
+def test_png_default_compress_level_is_1():
+    x = _data((H, W))
+    buffer = io.BytesIO()
+    fastquant.save(buffer, x, format="PNG")
+    assert buffer.getvalue() == fastquant._png.encode_png(fastquant.to_uint8(x), compress_level=1)
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        pytest.param({"compress_level": 99}, ValueError, r"compress_level=99 .*0-9", id="level-99"),
+        pytest.param({"compress_level": -1}, ValueError, r"compress_level=-1 .*0-9", id="level-negative"),
+        pytest.param({"compress_level": "1"}, TypeError, "compress_level", id="level-str"),
+        pytest.param({"compress_level": True}, TypeError, "compress_level", id="level-bool"),
+        pytest.param({"optimize": True}, ValueError, r"'optimize'.*accepted for PNG: .*compress_level", id="optimize"),
+        pytest.param({"dpi": (72, 72), "pnginfo": None}, ValueError, r"'dpi', 'pnginfo'", id="two-pillow-options"),
+    ],
+)
+def test_png_options_are_checked_before_the_file(tmp_path, options, error, match, no_conversion):
+    # fastquant's PNG writer takes compress_level only; Pillow's other PNG options are refused rather than
+    # silently ignored, and every check runs before the destination is opened.
+    path = tmp_path / "a.png"
+    path.write_bytes(b"previous content")
+    with pytest.raises(error, match=match):
+        fastquant.save(path, _data((H, W)), **options)
+    assert path.read_bytes() == b"previous content"
+    with pytest.raises(error, match=match):
+        fastquant.save(tmp_path / "new.png", _data((H, W)), **options)
+    assert not (tmp_path / "new.png").exists()
 
 
 def test_file_object_without_format(no_conversion):

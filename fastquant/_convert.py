@@ -1,0 +1,600 @@
+"""``fastquant.convert``: a prediction volume to a folder of images, a TIFF stack, a uint8 zarr or .npy, out of core.
+
+The job, in the order it runs:
+
+1. check every option, open the input (:mod:`fastquant._inputs`) and the output (:mod:`fastquant._outputs`)
+   before anything is written;
+2. the limits, from the engine's passes over blocks of the input (a :class:`fastquant._source.ChunkedSource`):
+   the same passes, selections and approx proof as the in-memory API, so that every image equals
+   ``to_uint8(volume, ..., axis=A)[i]`` bit for bit, where ``A`` is the set of axes that ``limits`` reduces over;
+3. the write pass: each image (or band of rows of one, when an image does not fit the memory cap) is read,
+   converted, and handed to the sink; PNG images are encoded in ``workers`` threads while the next is read;
+4. files appear under their final names only when their limits are final: exact and fixed limits at once, approx
+   ones once the write pass has proved them (a failed proof, rare, rewrites with the exact limits).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import operator
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _validate
+from ._plan import current, make_plan, note
+
+LIMITS_MODES = ("volume", "slice", "channel", "slice-channel")
+DEFAULT_NAME = "{stem}_{index:04d}.png"
+_COLOUR_COUNTS = {1: "gray", 3: "RGB", 4: "RGBA"}
+
+
+@dataclasses.dataclass
+class Summary:
+    """What :func:`convert` did: the input, the output, the limits and options used, and how long it took."""
+
+    input: str
+    output: str
+    format: str
+    shape: tuple[int, ...]
+    dtype: str
+    images: int
+    written: int
+    skipped: int
+    image_shape: tuple[int, ...]
+    limits: dict
+    options: dict
+    seconds: float
+    bytes_read: int
+    names: list[str]
+
+    def to_dict(self) -> dict:
+        """The summary as JSON-serializable data (``fastquant convert --json`` prints it)."""
+        return dataclasses.asdict(self)
+
+
+def convert(
+    source: Any,
+    output: str | os.PathLike[str],
+    *,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    percentiles: tuple[float, float] | None = None,
+    method: str = "approx",
+    nan: int = 0,
+    limits: str = "volume",
+    slice_axis: int | None = None,
+    channel_axis: int | None = None,
+    channels: Sequence[int] | None = None,
+    dataset: str | None = None,
+    format: str | None = None,
+    name: str = DEFAULT_NAME,
+    compress_level: int = 1,
+    compression: str | None = None,
+    workers: int | None = None,
+    max_memory: int | str = "1GiB",
+    overwrite: bool = False,
+    resume: bool = False,
+    quiet: bool = True,
+) -> Summary:
+    """Convert a volume to 8-bit images: PNG slices, a multi-page TIFF, a uint8 zarr or a uint8 ``.npy``.
+
+    Parameters
+    ----------
+    source : path or array-like
+        A ``.npy`` (memory-mapped), ``.npz`` (one member), TIFF, zarr (v2/v3, directory or zip), HDF5 file, a
+        directory or glob of ``.npy``/``.tif`` files (one slice or sub-volume each, natural order), or an
+        array-like (``shape``, NumPy ``dtype``, slicing: a NumPy array or memmap, a zarr array, an h5py dataset).
+        It is read in blocks, never whole, and never modified.
+    output : path
+        A directory (PNG slices, created if needed), or a ``.tif``/``.tiff``, ``.zarr`` or ``.npy`` path.
+    vmin, vmax, percentiles, method, nan
+        The limits, as for :func:`fastquant.to_uint8` (scalars here).
+    limits : {"volume", "slice", "channel", "slice-channel"}
+        Which elements share one pair of data-derived limits: the whole volume (the default: the same mapping in
+        every image, so images are comparable), each slice, each channel, or each channel of each slice.
+    slice_axis : int, optional
+        The axis iterated to make images (default 0, or the first axis that is not `channel_axis`).
+    channel_axis : int, optional
+        The channel axis: 1 channel gives gray images, 3 RGB, 4 RGBA.
+    channels : sequence of int, optional
+        The channels to use (1, 3 or 4 of them, in this order), e.g. ``(0, 2, 5)`` for RGB from 3 of 6 classes.
+        Limits are computed over the selected channels only.
+    dataset : str, optional
+        The HDF5 dataset, zarr array path or npz member.
+    format : {"png", "tiff", "zarr", "npy"}, optional
+        Default: from `output`'s extension (a directory means PNG slices).
+    name : str
+        File name template of PNG slices, with fields ``stem`` (the input's name) and ``index``.
+    compress_level : int
+        0-9 as in zlib (PNG): 1-3 use ISA-L (zlib where isal is missing), 4-9 zlib. Default 1.
+    compression : str, optional
+        TIFF or zarr codec (e.g. ``"zlib"``, ``"zstd"``); default none.
+    workers : int, optional
+        Threads that encode images (default: the cores available to the process).
+    max_memory : int or str
+        Cap on the memory the job uses besides imports (default ``"1GiB"``; e.g. ``"512MiB"``).
+    overwrite : bool
+        Replace existing outputs. Without it (or `resume`), an existing output is an error.
+    resume : bool
+        Skip outputs that are complete and were made from the same input (path, size, mtime, shape, dtype) with
+        the same options; refuse when anything differs.
+    quiet : bool
+        No progress bar (it is shown on a terminal's stderr only).
+
+    Returns
+    -------
+    Summary
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing input.
+    TypeError, ValueError
+        Bad options, an unsupported or unreadable input, an existing output without `overwrite` or `resume`,
+        a resume whose recorded input or options differ. Nothing is written before these checks.
+    OSError
+        Writing failed (e.g. the disk is full); no partial file is left under a final name.
+
+    Examples
+    --------
+    >>> import numpy as np, fastquant
+    >>> vol = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
+    >>> summary = fastquant.convert(vol, "slices", percentiles=(5, 95))  # doctest: +SKIP
+    >>> summary.written  # doctest: +SKIP
+    4
+    """
+    from . import _inputs, _outputs
+
+    started = time.perf_counter()
+    options = _check_options(
+        vmin=vmin, vmax=vmax, percentiles=percentiles, method=method, nan=nan, limits=limits,
+        compress_level=compress_level, compression=compression, name=name, channels=channels,
+    )  # fmt: skip
+    workers = _check_workers(workers)
+    memory = _validate.check_memory(max_memory)
+    if overwrite and resume:
+        raise ValueError("overwrite=True and resume=True contradict each other; give one of them")
+
+    with _inputs.open_input(source, dataset=dataset) as opened:
+        job = _Job.make(opened, options, slice_axis, channel_axis)
+        stem = _stem(opened)
+        sink = _outputs.make_sink(
+            output, format=format, count=job.count, image_shape=job.image_shape, name=name, stem=stem,
+            compress_level=compress_level, compression=compression, overwrite=overwrite,
+        )  # fmt: skip
+        if not (overwrite or resume):
+            existing = [n for n in sink.names if os.path.lexists(n)]
+            if existing:
+                raise ValueError(
+                    f"{existing[0]} exists ({len(existing)} of the outputs do); pass overwrite=True "
+                    "(--overwrite) to replace them or resume=True (--resume) to finish an interrupted run"
+                )
+        for directory in {os.path.dirname(os.path.abspath(n)) for n in sink.names}:
+            _outputs.remove_leftovers(directory)
+        writer = _Writer(job, sink, opened.identity(), options, workers, memory, resume, quiet)
+        try:
+            lo, hi = writer.run()
+        except BaseException:
+            sink.abort()
+            raise
+    return Summary(
+        input=os.fspath(opened.path) if opened.path else "<array>",
+        output=os.fspath(output),
+        format=sink.format if hasattr(sink, "format") else str(format),
+        shape=tuple(int(n) for n in job.volume.shape),
+        dtype=str(np.dtype(job.volume.dtype)),
+        images=job.count,
+        written=writer.written,
+        skipped=writer.skipped,
+        image_shape=job.image_shape,
+        limits=job.limits_record(lo, hi),
+        options=options,
+        seconds=round(time.perf_counter() - started, 6),
+        bytes_read=writer.bytes_read,
+        names=[os.fspath(n) for n in sink.names],
+    )
+
+
+# --- options --------------------------------------------------------------------------------------------------
+
+
+def _check_options(*, vmin, vmax, percentiles, method, nan, limits, compress_level, compression, name, channels):
+    """The options that define the output bytes, checked and normalized (recorded in every output)."""
+    for value, label in ((vmin, "vmin"), (vmax, "vmax")):
+        if value is not None and np.ndim(value) != 0:
+            raise ValueError(f"{label}={value!r}: convert takes scalar limits (per-channel limits: limits='channel')")
+    vmin_checked, vmax_checked, percentiles = _validate.check_limits(vmin, vmax, percentiles)
+    _validate.check_method(method)
+    nan = _validate.check_nan(nan)
+    if not isinstance(limits, str) or limits not in LIMITS_MODES:
+        raise ValueError(f"limits={limits!r} is not supported; accepted: {', '.join(LIMITS_MODES)}")
+    if isinstance(compress_level, bool) or not isinstance(compress_level, int):
+        raise TypeError(f"compress_level={compress_level!r} must be an int in 0-9")
+    if not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level={compress_level!r} is outside 0-9")
+    if compression is not None and not isinstance(compression, str):
+        raise TypeError(f"compression={compression!r} must be a codec name such as 'zlib' or 'zstd'")
+    if not isinstance(name, str):
+        raise TypeError(f"name={name!r} must be a str such as {DEFAULT_NAME!r}")
+    if channels is not None:
+        channels = _check_channels(channels)
+    return {
+        "vmin": None if vmin is None else float(vmin_checked.reshape(-1)[0]),
+        "vmax": None if vmax is None else float(vmax_checked.reshape(-1)[0]),
+        "percentiles": None if percentiles is None else [float(p) for p in percentiles],
+        "method": method,
+        "nan": nan,
+        "limits": limits,
+        "channels": channels,
+        "compress_level": compress_level,
+        "compression": compression,
+    }
+
+
+def _check_channels(channels) -> list[int]:
+    if isinstance(channels, str):
+        raise TypeError(f"channels={channels!r} must be a sequence of ints such as (0, 1, 2)")
+    try:
+        picked = [operator.index(c) for c in channels if not isinstance(c, bool) or _bool_channel(c)]
+    except TypeError as exc:
+        raise TypeError(f"channels={channels!r} must be a sequence of ints such as (0, 1, 2)") from exc
+    if len(picked) not in _COLOUR_COUNTS:
+        raise ValueError(f"channels={channels!r} picks {len(picked)} channels; accepted: 1 (gray), 3 (RGB), 4 (RGBA)")
+    return picked
+
+
+def _bool_channel(value) -> bool:
+    raise TypeError(f"{value!r} is not a channel index")
+
+
+def _check_workers(workers) -> int:
+    if workers is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers={workers!r} must be an int >= 1")
+    if workers < 1:
+        raise ValueError(f"workers={workers!r} must be at least 1")
+    return workers
+
+
+def _stem(opened) -> str:
+    if not opened.path:
+        return "image"
+    base = os.path.basename(os.path.normpath(os.fspath(opened.path)))
+    stem = base.split(".")[0] if not base.startswith(".") else base
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem) or "image"
+
+
+# --- the job's geometry ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Job:
+    """The volume to convert (channels selected), its axes, and the reduction axes of its limits."""
+
+    volume: Any  # array-like: the input, or a channel selection of it
+    chunks: tuple[int, ...] | None
+    sequential: bool
+    slice_axis: int
+    channel_axis: int | None
+    image_axes: tuple[int, int]  # rows, columns
+    axes: tuple[int, ...]  # reduced by the limits (to_uint8's `axis`)
+    options: dict
+
+    @classmethod
+    def make(cls, opened, options: dict, slice_axis, channel_axis) -> _Job:
+        shape = tuple(int(n) for n in opened.array.shape)
+        ndim = len(shape)
+        if ndim < 3:
+            raise ValueError(f"the input has shape {shape}; accepted: a volume of 3 or more axes (slices of images)")
+        channel_axis = None if channel_axis is None else _axis(channel_axis, ndim, "channel_axis")
+        if slice_axis is None:
+            slice_axis = 0 if channel_axis != 0 else 1
+        slice_axis = _axis(slice_axis, ndim, "slice_axis")
+        if slice_axis == channel_axis:
+            raise ValueError(f"slice_axis={slice_axis} and channel_axis={channel_axis} must differ")
+        image_axes = tuple(a for a in range(ndim) if a not in (slice_axis, channel_axis))
+        if len(image_axes) != 2:
+            raise ValueError(
+                f"the input has shape {shape}: with slice_axis={slice_axis} and channel_axis={channel_axis}, each "
+                f"image would have {len(image_axes)} axes ({[shape[a] for a in image_axes]}); accepted: 2 "
+                "(give channel_axis for a 4-D input, or pick another slice_axis)"
+            )
+        if 0 in shape:
+            raise ValueError(f"the input has shape {shape}, which holds no image")
+        volume = opened.array
+        picked = options["channels"]
+        if picked is not None:
+            if channel_axis is None:
+                raise ValueError("channels needs channel_axis (--channel-axis)")
+            n = shape[channel_axis]
+            bad = [c for c in picked if not -n <= c < n]
+            if bad:
+                raise ValueError(f"channels={picked}: {bad[0]} is out of range for {n} channels")
+            volume = _ChannelSelection(volume, channel_axis, [c % n for c in picked])
+        elif channel_axis is not None and shape[channel_axis] not in _COLOUR_COUNTS:
+            raise ValueError(
+                f"the channel axis {channel_axis} has {shape[channel_axis]} channels; accepted: 1 (gray), 3 (RGB) or "
+                "4 (RGBA); pick 1, 3 or 4 of them with channels (--channels I,J,K)"
+            )
+        mode = options["limits"]
+        if mode in ("channel", "slice-channel") and channel_axis is None:
+            raise ValueError(f"limits={mode!r} needs channel_axis (--channel-axis)")
+        kept = {"volume": (), "slice": (slice_axis,), "channel": (channel_axis,), "slice-channel": ()}[mode]
+        if mode == "slice-channel":
+            kept = (slice_axis, channel_axis)
+        axes = tuple(a for a in range(ndim) if a not in kept)
+        chunks = opened.chunks if picked is None else None
+        return cls(volume, chunks, opened.sequential, slice_axis, channel_axis, image_axes, axes, options)
+
+    @property
+    def count(self) -> int:
+        return int(self.volume.shape[self.slice_axis])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        rows, cols = (int(self.volume.shape[a]) for a in self.image_axes)
+        channels = 1 if self.channel_axis is None else int(self.volume.shape[self.channel_axis])
+        return (rows, cols) if channels == 1 else (rows, cols, channels)
+
+    def limits_record(self, lo: np.ndarray, hi: np.ndarray) -> dict:
+        """The limits used, as recorded in every output: the reduced axes and one (lo, hi) per group."""
+        return {
+            "axis": list(self.axes),
+            "lo": [None if math.isnan(v) else float(v) for v in np.asarray(lo, dtype=np.float64).reshape(-1)],
+            "hi": [None if math.isnan(v) else float(v) for v in np.asarray(hi, dtype=np.float64).reshape(-1)],
+        }
+
+
+def _axis(axis, ndim: int, label: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{label}={axis!r} must be an int")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{label}={axis} is out of range for an input of {ndim} axes")
+    return int(axis) % ndim
+
+
+class _ChannelSelection:
+    """An array-like view of some channels of another, in the given order (read by slicing, then taking)."""
+
+    def __init__(self, array, axis: int, picked: list[int]):
+        self.array, self.axis, self.picked = array, axis, picked
+        shape = list(array.shape)
+        shape[axis] = len(picked)
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(array.dtype)
+
+    def __getitem__(self, index):
+        index = tuple(index)
+        wanted = self.picked[index[self.axis]]
+        first, last = min(wanted), max(wanted)
+        spanning = list(index)
+        spanning[self.axis] = slice(first, last + 1)
+        block = np.asarray(self.array[tuple(spanning)])
+        return np.take(block, [c - first for c in wanted], axis=self.axis)
+
+
+# --- the limit passes and the write pass ----------------------------------------------------------------------
+
+
+class _Writer:
+    """Runs the limits and the write pass of one job into one sink."""
+
+    def __init__(self, job: _Job, sink, identity: dict, options: dict, workers: int, memory: int, resume, quiet):
+        self.job, self.sink, self.identity, self.options = job, sink, identity, options
+        self.workers, self.memory, self.resume, self.quiet = workers, memory, resume, quiet
+        self.written = self.skipped = self.bytes_read = 0
+        self.skip: set[int] = set()
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        from . import _approx, _engine
+        from ._source import ChunkedSource, block_elements
+
+        job, opts = self.job, self.options
+        vmin, vmax, percentiles = _validate.check_limits(
+            opts["vmin"], opts["vmax"], opts["percentiles"], job.volume.shape, job.axes
+        )
+        grouped = percentiles is not None or (vmin is None) != (vmax is None)
+        plan = make_plan(tuple(job.volume.shape), job.axes, grouped)
+        self.plan = plan
+        self.source = ChunkedSource(job.volume, plan, block_elements(job.volume.dtype, self.memory), job.chunks)
+        self.itemsize = np.dtype(job.volume.dtype).itemsize
+        dtype = np.dtype(job.volume.dtype)
+        method, nan = opts["method"], opts["nan"]
+        if percentiles is not None and method == "approx":
+            found = _approx.estimates(self.source, np.array(percentiles))
+            if found is not None:
+                lo, hi, windows = found
+                self._prepare(lo, hi)
+                counts = self._write(lo, hi, nan, windows, commit_each=False)
+                proved = _approx.prove(self.source, counts, np.array(percentiles))
+                note("approx", proved=proved)
+                if proved:
+                    self.sink.commit()
+                    return lo, hi
+                self.sink.abort()
+                self.written = self.skipped = 0
+        lo, hi = _engine.exact_limits(self.source, dtype, vmin, vmax, percentiles)
+        self._prepare(lo, hi)
+        self._write(lo, hi, nan, None, commit_each=not self.sink.sequential)
+        self.sink.commit()
+        return lo, hi
+
+    # -- per image metadata and resume --
+
+    def metadata(self, index: int, lo, hi) -> dict:
+        from . import __version__
+
+        return {
+            "fastquant": __version__,
+            "input": self.identity,
+            "options": self.options,
+            "slice_axis": self.job.slice_axis,
+            "channel_axis": self.job.channel_axis,
+            "limits": self.job.limits_record(lo, hi),
+            "index": index,
+            "count": self.job.count,
+        }
+
+    def _prepare(self, lo, hi) -> None:
+        """With resume: which images are complete and the same (skipped), and a refusal where one differs."""
+        self.lo, self.hi = lo, hi
+        self.skip = set()
+        if not self.resume:
+            return
+        indexes = range(self.job.count) if not self.sink.sequential else [0]
+        for i in indexes:
+            status = self.sink.status(i, self.metadata(i, lo, hi))
+            if status == "same":
+                self.skip.add(i)
+            elif status == "different":
+                name = self.sink.names[min(i, len(self.sink.names) - 1)]
+                raise ValueError(
+                    f"resume: {name} was made from another input or with other options; "
+                    "pass overwrite=True (--overwrite) to replace it"
+                )
+        if self.sink.sequential and self.skip:
+            self.skip = set(range(self.job.count))
+
+    # -- the write pass --
+
+    def _write(self, lo, hi, nan: int, windows, commit_each: bool):
+        """Convert every image (the proof counts too, with `windows`) and hand it to the sink."""
+        from . import _engine
+
+        job, source = self.job, self.source
+        everything_skipped = len(self.skip) == job.count
+        if everything_skipped and windows is None:
+            self.skipped = job.count
+            return None
+        band_rows = self._band_rows()
+        pool = None
+        if not self.sink.sequential and band_rows >= job.image_shape[0] and self.workers > 1:
+            pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="fastquant-encode")
+        in_flight: list[concurrent.futures.Future] = []
+        limit = threading.BoundedSemaphore(self.workers + 1)
+        progress = _progress(job.count, self.quiet)
+        state: dict[int, Any] = {}
+
+        done = threading.Lock()
+
+        def finish(i: int) -> None:
+            with done:
+                if commit_each:
+                    self.sink.commit([i])
+                self.written += 1
+                progress.update(1)
+
+        def encode(i: int, image: np.ndarray) -> None:
+            try:
+                self.sink.write(i, image, self.metadata(i, lo, hi))
+            finally:
+                limit.release()
+
+        def emit(index, levels) -> None:
+            i, start, stop = self._image_of(index)
+            self.bytes_read += levels.size * self.itemsize
+            if i in self.skip:
+                if stop == job.image_shape[0]:
+                    self.skipped += 1
+                    progress.update(1)
+                return
+            band = self._to_image(levels)
+            if start == 0 and stop == job.image_shape[0]:
+                if pool is None:
+                    self.sink.write(i, band, self.metadata(i, lo, hi))
+                    finish(i)
+                    return
+                limit.acquire()
+                future = pool.submit(encode, i, np.ascontiguousarray(band))
+                future.add_done_callback(lambda f, i=i: f.exception() is None and finish(i))
+                in_flight.append(future)
+                return
+            if start == 0:
+                state[i] = self.sink.open_rows(i, self.metadata(i, lo, hi))
+            state[i].write_rows(np.ascontiguousarray(band))
+            if stop == job.image_shape[0]:
+                state.pop(i).close()
+                finish(i)
+
+        try:
+            counts = _engine.convert_blocks(source, lo, hi, nan, emit, windows, indexes=self._indexes(band_rows))
+            for future in in_flight:
+                future.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            progress.close()
+        return counts
+
+    def _band_rows(self) -> int:
+        """Rows of an image read and converted at once: the whole image when it (and the images waiting to be
+        encoded) fit in the memory cap, else bands."""
+        rows, cols, *rest = self.job.image_shape
+        if current().band_rows:
+            return min(rows, current().band_rows)
+        pixels = cols * (rest[0] if rest else 1)
+        kernel = 8 if self.source.dtype.itemsize == 8 else 4
+        per_row_read = pixels * (self.itemsize + kernel + 1)
+        budget = self.memory - (96 << 20)
+        whole = rows * (per_row_read + pixels * 3 * (self.workers + 1))
+        if whole <= budget:
+            return rows
+        return max(1, min(rows, budget // (2 * (per_row_read + pixels * 3))))
+
+    def _indexes(self, band_rows: int) -> list[tuple[slice, ...]]:
+        """The write pass's blocks (logical order): each image, or its bands of `band_rows` rows, in order."""
+        job = self.job
+        shape = job.volume.shape
+        row_axis = job.image_axes[0]
+        blocks = []
+        for i in range(job.count):
+            for start in range(0, shape[row_axis], band_rows):
+                physical = [slice(0, n) for n in shape]
+                physical[job.slice_axis] = slice(i, i + 1)
+                physical[row_axis] = slice(start, min(shape[row_axis], start + band_rows))
+                blocks.append(tuple(physical[p] for p in self.plan.perm))
+        return blocks
+
+    def _image_of(self, index) -> tuple[int, int, int]:
+        """(image, first row, end row) of a write-pass block."""
+        physical = [None] * len(index)
+        for k, p in enumerate(self.plan.perm):
+            physical[p] = index[k]
+        rows = physical[self.job.image_axes[0]]
+        return physical[self.job.slice_axis].start, rows.start, rows.stop
+
+    def _to_image(self, levels: np.ndarray) -> np.ndarray:
+        """A block's levels (logical order) as image rows: (rows, cols) or (rows, cols, channels)."""
+        job = self.job
+        physical = levels.transpose(tuple(np.argsort(self.plan.perm).tolist()))
+        order = [job.slice_axis, *job.image_axes] + ([job.channel_axis] if job.channel_axis is not None else [])
+        image = physical.transpose(order)[0]
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        return image
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, quiet: bool):
+    """A tqdm bar on stderr when it is a terminal (and not `quiet`)."""
+    if quiet or not sys.stderr.isatty():
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="image", file=sys.stderr, leave=False)

@@ -352,7 +352,7 @@ class Sample(Pass):
         lay = block.layout
         take_a, sampled_a = block.sampled("outer", self.step_a)
         take_b, sampled_b = block.sampled("inner", self.step_b)
-        if take_a.size == 0 or take_b.size == 0:
+        if sampled_a.size == 0 or sampled_b.size == 0:
             return
         cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a][:, :, take_b]  # (a', g', b')
         nb = self.shape[1]

@@ -56,15 +56,15 @@ class Block:
         """The rows of a per-group array that belong to this block's groups (no copy when it has them all)."""
         return per_group if self.all_groups else per_group[self.group_ids]
 
-    def sampled(self, part: str, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """The local positions along `part` ("outer" or "inner") whose global index is a multiple of `step`, and
-        those global indexes divided by `step`; without listing every index where the block's positions form one
-        run of global indexes (slabs in C order: what sources cut)."""
+    def sampled(self, part: str, step: int) -> tuple[slice | np.ndarray, np.ndarray]:
+        """The local positions along `part` ("outer" or "inner") whose global index is a multiple of `step` (a
+        slice where the block's positions form one run of global indexes: slabs in C order, what sources cut; else
+        an index array), and those global indexes divided by `step`."""
         run = self.geometry.id_run(self.index, part)
         if run is not None:
             start, n = run
-            local = np.arange((-start) % step, n, step)
-            return local, (start + local) // step
+            first = (-start) % step
+            return slice(first, n, step), (start + np.arange(first, n, step)) // step
         ids = self.geometry.ids(self.index, part)
         local = np.nonzero(ids % step == 0)[0]
         return local, ids[local] // step
@@ -234,10 +234,13 @@ class ChunkedSource:
         buffer = None
         for index in self.indexes(aligned) if indexes is None else indexes:
             piece = self.read(index)
-            if buffer is None or buffer.size < piece.size:
-                buffer = np.empty(piece.size, dtype=self.dtype)
-            data = buffer[: piece.size]
-            np.copyto(data.reshape(piece.shape), piece, casting="unsafe")
+            if piece.flags.c_contiguous and piece.dtype == self.dtype:
+                data = piece.reshape(-1)  # what kernels read already (a memmap's pages, a decoded chunk): no copy
+            else:
+                if buffer is None or buffer.size < piece.size:
+                    buffer = np.empty(piece.size, dtype=self.dtype)
+                data = buffer[: piece.size]
+                np.copyto(data.reshape(piece.shape), piece, casting="unsafe")
             del piece
             yield Block(index, data, self.geometry.local_layout(block_shape(index, self.geometry.shape)), self.geometry)
 

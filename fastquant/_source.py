@@ -232,8 +232,7 @@ class ChunkedSource:
 
     def blocks(self, aligned: bool = False, indexes: Sequence[tuple[slice, ...]] | None = None) -> Iterator[Block]:
         buffer = None
-        for index in self.indexes(aligned) if indexes is None else indexes:
-            piece = self.read(index)
+        for index, piece in self._read_ahead(self.indexes(aligned) if indexes is None else indexes):
             if piece.flags.c_contiguous and piece.dtype == self.dtype:
                 data = piece.reshape(-1)  # what kernels read already (a memmap's pages, a decoded chunk): no copy
             else:
@@ -243,6 +242,24 @@ class ChunkedSource:
                 np.copyto(data.reshape(piece.shape), piece, casting="unsafe")
             del piece
             yield Block(index, data, self.geometry.local_layout(block_shape(index, self.geometry.shape)), self.geometry)
+
+    def _read_ahead(self, indexes: Sequence[tuple[slice, ...]]) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
+        """(index, piece) in order, the next piece read by one reader thread while the current one is converted
+        (decoding zarr chunks, reading files); reads stay sequential, in order, one at a time."""
+        indexes = list(indexes)
+        if len(indexes) < 2:
+            for index in indexes:
+                yield index, self.read(index)
+            return
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fastquant-read") as reader:
+            pending = reader.submit(self.read, indexes[0])
+            for k, index in enumerate(indexes):
+                piece = pending.result()
+                pending = reader.submit(self.read, indexes[k + 1]) if k + 1 < len(indexes) else None
+                yield index, piece
+                del piece
 
 
 def block_shape(index: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:

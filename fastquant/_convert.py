@@ -293,8 +293,9 @@ class _Job:
     def make(cls, opened, options: dict, slice_axis, channel_axis) -> _Job:
         shape = tuple(int(n) for n in opened.array.shape)
         ndim = len(shape)
+        name = repr(os.fspath(opened.path)) if opened.path else "the input"
         if ndim < 3:
-            raise ValueError(f"the input has shape {shape}; accepted: a volume of 3 or more axes (slices of images)")
+            raise ValueError(f"{name} has shape {shape}; accepted: a volume of 3 or more axes (slices of images)")
         channel_axis = None if channel_axis is None else _axis(channel_axis, ndim, "channel_axis")
         if slice_axis is None:
             slice_axis = 0 if channel_axis != 0 else 1
@@ -304,13 +305,13 @@ class _Job:
         image_axes = tuple(a for a in range(ndim) if a not in (slice_axis, channel_axis))
         if len(image_axes) != 2:
             raise ValueError(
-                f"the input has shape {shape}: with slice_axis={slice_axis} and channel_axis={channel_axis}, each "
+                f"{name} has shape {shape}: with slice_axis={slice_axis} and channel_axis={channel_axis}, each "
                 f"image would have {len(image_axes)} axes ({[shape[a] for a in image_axes]}); accepted: 2 "
                 "(give channel_axis for a 4-D input, or pick another slice_axis)"
             )
         if 0 in shape:
-            raise ValueError(f"the input has shape {shape}, which holds no image")
-        volume = opened.array
+            raise ValueError(f"{name} has shape {shape}, which holds no image")
+        volume = _Reading(opened.array, opened.path)
         picked = options["channels"]
         if picked is not None:
             if channel_axis is None:
@@ -360,6 +361,26 @@ def _axis(axis, ndim: int, label: str) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"{label}={axis} is out of range for an input of {ndim} axes")
     return int(axis) % ndim
+
+
+class _Reading:
+    """An input array-like whose read errors (a truncated file, a corrupt chunk: whatever the format's library
+    raises) become a ValueError that names the input."""
+
+    def __init__(self, array, path):
+        self.array, self.path = array, path
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.chunks = getattr(array, "chunks", None)
+
+    def __getitem__(self, index):
+        try:
+            return self.array[index]
+        except (MemoryError, OSError):
+            raise
+        except Exception as exc:  # the format library's own errors (numcodecs, tifffile, h5py, ...)
+            name = repr(os.fspath(self.path)) if self.path else "the input"
+            raise ValueError(f"cannot read {name} ({type(exc).__name__}: {exc}); is it truncated or corrupt?") from exc
 
 
 class _ChannelSelection:
@@ -515,7 +536,7 @@ class _Writer:
                     return
                 limit.acquire()
                 future = pool.submit(encode, i, np.ascontiguousarray(band))
-                future.add_done_callback(lambda f, i=i: f.exception() is None and finish(i))
+                future.add_done_callback(lambda f, i=i: not f.cancelled() and f.exception() is None and finish(i))
                 in_flight.append(future)
                 return
             if start == 0:

@@ -31,7 +31,9 @@ What each format gives:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -485,16 +487,49 @@ def _choose(path: str, what: str, names: list[str], dataset: str | None) -> str:
 # TIFF
 
 
+class _Complaints(logging.Handler):
+    """Collects what a library logs (tifffile reports damaged files as log warnings, then carries on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tifffile_complaints():
+    """tifffile's warnings while a file is opened, collected instead of printed."""
+    logger = logging.getLogger("tifffile")
+    handler, propagate = _Complaints(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def _open_tiff(path: str) -> Input:
     tifffile = _require("tifffile")
+    with _tifffile_complaints() as complaints:
+        try:
+            tif = tifffile.TiffFile(path)
+        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ... on bad files
+            raise ValueError(f"input {path!r} is not a readable TIFF file ({type(exc).__name__}: {exc})") from exc
+        try:
+            series = tif.series[0] if tif.series else None
+        except BaseException:
+            tif.close()
+            raise
+    if complaints:  # a damaged file: tifffile would read what it can and drop or misshape the rest
+        tif.close()
+        raise ValueError(f"input {path!r} is a damaged TIFF file ({complaints[0]}); is it truncated?")
     try:
-        tif = tifffile.TiffFile(path)
-    except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ... on bad files
-        raise ValueError(f"input {path!r} is not a readable TIFF file ({type(exc).__name__}: {exc})") from exc
-    try:
-        if not tif.series:
+        if series is None:
             raise ValueError(f"input {path!r} is a TIFF file without images")
-        series = tif.series[0]
         _check_dtype(series.dtype, f"input {path!r} (TIFF series 0)")
         if series.dataoffset is not None and math.prod(series.shape) > 0:
             try:

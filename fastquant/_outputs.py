@@ -45,6 +45,7 @@ import math
 import os
 import string
 import threading
+import zlib
 from typing import Any
 
 import numpy as np
@@ -806,13 +807,19 @@ class _NpySink(_OneFileSink):
         self._file = open(self._temp, "wb")
         header = {"descr": "|u1", "fortran_order": False, "shape": (self.count, *self.image_shape)}
         np.lib.format.write_array_header_1_0(self._file, header)  # what numpy.save and open_memmap write
+        self._crc = 0
+
+    def _append(self, levels: np.ndarray) -> None:
+        data = np.ascontiguousarray(levels).data
+        self._file.write(data)
+        self._crc = zlib.crc32(data, self._crc)
 
     def _write(self, index, levels) -> None:
-        self._file.write(np.ascontiguousarray(levels).data)
+        self._append(levels)
 
     def _open_rows(self, index) -> RowWriter:
         def emit(start: int, rows: np.ndarray) -> None:
-            self._file.write(np.ascontiguousarray(rows).data)
+            self._append(rows)
 
         return _BufferedRows(self, None, emit)  # appended as they come
 
@@ -826,24 +833,24 @@ class _NpySink(_OneFileSink):
         self._file = None
 
     def _before_move(self) -> None:
-        # The old sidecar goes first: a crash before the new one is in place leaves an .npy without a sidecar,
-        # which reads as "different", never new data under old metadata (or old data under new metadata).
+        # The sidecar, with the CRC-32 of the new data, goes into place first: a crash between the two renames
+        # leaves the new sidecar beside no .npy (resume: missing) or beside an older .npy (its CRC differs:
+        # different), never an .npy that reads as complete under metadata it was not made with.
         if os.path.lexists(self.output) and not self.overwrite:
             raise FileExistsError(f"{self.output} exists (it appeared during the run); pass overwrite=True")
-        if os.path.lexists(self.sidecar):
-            os.unlink(self.sidecar)
-
-    def _after_commit(self) -> None:
         temp = self._new_temp(self.directory)
         try:
             with open(temp, "w", encoding="utf-8") as f:
-                f.write(_dump({"fastquant": self._metadata}) + "\n")
+                f.write(_dump({"fastquant": self._metadata, "crc32": self._crc}) + "\n")
             _move_into_place(temp, self.sidecar, True)
         except BaseException:
             self._forget(temp)
             _remove(temp)
             raise
         self._forget(temp)
+
+    def _after_commit(self) -> None:
+        pass
 
     def _recorded(self, final: str):
         from ._inputs import _read_npy_header
@@ -854,8 +861,16 @@ class _NpySink(_OneFileSink):
         complete = os.path.getsize(final) == offset + math.prod(shape) * dtype.itemsize
         if tuple(shape) != (self.count, *self.image_shape) or dtype != np.uint8 or fortran or not complete:
             return None
+        if not os.path.exists(self.sidecar):
+            return None
         with open(self.sidecar, encoding="utf-8") as f:
-            return json.load(f)["fastquant"]
+            recorded = json.load(f)
+        crc = 0
+        with open(final, "rb") as f:
+            f.seek(offset)
+            while chunk := f.read(1 << 24):
+                crc = zlib.crc32(chunk, crc)
+        return recorded["fastquant"] if recorded.get("crc32") == crc else None
 
 
 # --------------------------------------------------------------------------------------------------------------

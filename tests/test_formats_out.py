@@ -11,7 +11,9 @@ import concurrent.futures
 import errno
 import json
 import os
+import shutil
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -378,9 +380,16 @@ def test_npy(tmp_path, image_shape):
             np.save(f, images)
         assert _tree_bytes(path) == _tree_bytes(tmp_path / "reference.npy")  # numpy's own bytes
         with open(f"{path}.json", encoding="utf-8") as f:
-            assert json.load(f) == {"fastquant": _metadata()}
+            assert json.load(f) == {"fastquant": _metadata(), "crc32": zlib.crc32(images.tobytes())}
         assert sink.status(0, _metadata()) == "same"
         assert sink.status(0, _metadata(extra=1)) == "different"
+    data = bytearray((tmp_path / "bands.npy").read_bytes())
+    data[-1] ^= 1  # a complete .npy that its sidecar does not describe
+    (tmp_path / "changed.npy").write_bytes(bytes(data))
+    shutil.copy(tmp_path / "bands.npy.json", tmp_path / "changed.npy.json")
+    assert _sink(tmp_path / "changed.npy", image_shape).status(0, _metadata()) == "different"
+    os.remove(tmp_path / "changed.npy")
+    os.remove(tmp_path / "changed.npy.json")
     os.remove(f"{tmp_path / 'whole.npy'}.json")
     assert _sink(tmp_path / "whole.npy", image_shape).status(0, _metadata()) == "different"
     info = read_metadata(tmp_path / "bands.npy")
@@ -650,7 +659,9 @@ def test_outputs_read_back_as_inputs(tmp_path, name, compression):
         np.testing.assert_array_equal(opened.array[1, -5:, 2:7], images[1, -5:, 2:7])
 
 
-def test_npy_old_sidecar_goes_before_the_new_data(tmp_path, monkeypatch):
+def test_npy_failed_commit_leaves_the_old_output_consistent(tmp_path, monkeypatch):
+    """The new sidecar (with the data's CRC-32) goes into place before the new data; a commit that fails before
+    either rename leaves the old .npy and its sidecar as they were."""
     images = _images((17, 11), seed=17)
     _fill(_sink(tmp_path / "x.npy"), images, bands=False)
     assert _sink(tmp_path / "x.npy").status(0, _metadata(0)) == "same"
@@ -663,8 +674,7 @@ def test_npy_old_sidecar_goes_before_the_new_data(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"Input/output error"):
         _fill(sink, images[::-1], bands=False, metadata=lambda i: _metadata(i, run=2))
     np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), images)  # the old data, whole
-    assert not (tmp_path / "x.npy.json").exists()  # ... without its old sidecar: no false "same"
-    assert sink.status(0, _metadata(0)) == "different"
+    assert sink.status(0, _metadata(0)) == "same"  # ... with its own sidecar
     assert _temporaries(tmp_path) == []
 
 

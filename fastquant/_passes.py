@@ -330,18 +330,27 @@ class RadixHistogram(Pass):
 
 @dataclasses.dataclass
 class Sample(Pass):
-    """Every group's elements at logical positions (a, b) = (i * step_a, j * step_b): (G, m), m = na * nb."""
+    """Every group's elements at logical positions (a, b): a = i * step_a, and b in runs of `run` consecutive inner
+    positions, one run in every step_b (so a sample reads whole cache lines, not one element from each):
+    (G, na * nb)."""
 
     layout: Layout
     step_a: int
     step_b: int
     dtype: np.dtype
+    run: int = 1
 
     @property
     def shape(self) -> tuple[int, int]:
         na = -(-self.layout.outer // self.step_a)
-        nb = -(-self.layout.inner // self.step_b)
+        period = self.run * self.step_b
+        nb = (self.layout.inner // period) * self.run + min(self.run, self.layout.inner % period)
         return na, nb
+
+    def inner_positions(self) -> np.ndarray:
+        """The sampled inner positions b, increasing."""
+        b = np.arange(self.layout.inner)
+        return b[(b // self.run) % self.step_b == 0]
 
     def create(self):
         na, nb = self.shape
@@ -351,7 +360,7 @@ class Sample(Pass):
         values, filled = partial
         lay = block.layout
         take_a, sampled_a = block.sampled("outer", self.step_a)
-        take_b, sampled_b = block.sampled("inner", self.step_b)
+        take_b, sampled_b = block.sampled("inner", self.step_b, self.run)
         if sampled_a.size == 0 or sampled_b.size == 0:
             return
         cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a][:, :, take_b]  # (a', g', b')
@@ -372,17 +381,17 @@ class Sample(Pass):
         return partial[0]
 
     def fused(self, source) -> np.ndarray:
-        """The sample of an in-memory source, read at its positions: by one parallel gather (one element per cache
-        line or page) from a direct source, else by NumPy indexing of the logical view."""
+        """The sample of an in-memory source, read at its positions: by one parallel gather of the runs from a
+        direct source, else by NumPy indexing of the logical view."""
         lay = self.layout
         if source.direct:
             k = kernels()
             with k.kernel_lock():
                 return k.strided_sample(
-                    source.flat, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, n_parts()
+                    source.flat, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, self.run, n_parts()
                 )
         a, g, b = np.meshgrid(
-            np.arange(0, lay.outer, self.step_a), np.arange(lay.groups), np.arange(0, lay.inner, self.step_b),
+            np.arange(0, lay.outer, self.step_a), np.arange(lay.groups), self.inner_positions(),
             indexing="ij", sparse=True,
         )  # fmt: skip
         flat = ((a * lay.groups + g) * lay.inner + b).reshape(-1)
@@ -392,11 +401,13 @@ class Sample(Pass):
 
 
 def sample_pass(layout: Layout, stride: int, dtype: np.dtype) -> Sample:
-    """The sample of every group at fixed logical positions, about one in `stride`. The positions depend only on
+    """The sample of every group at fixed logical positions, about one element in `stride`, in runs of
+    ``Tuning.sample_run`` consecutive inner positions where the inner extent allows. The positions depend only on
     the shape (not on the memory layout, byte order or source)."""
-    step_b = min(layout.inner, stride)
+    run = max(1, min(layout.inner, current().sample_run))
+    step_b = min(stride, -(-layout.inner // run))
     step_a = max(1, stride // step_b)
-    return Sample(layout, step_a, step_b, np.dtype(dtype))
+    return Sample(layout, step_a, step_b, np.dtype(dtype), run)
 
 
 # --- per-group selection of small groups ---------------------------------------------------------------------

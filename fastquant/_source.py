@@ -56,18 +56,28 @@ class Block:
         """The rows of a per-group array that belong to this block's groups (no copy when it has them all)."""
         return per_group if self.all_groups else per_group[self.group_ids]
 
-    def sampled(self, part: str, step: int) -> tuple[slice | np.ndarray, np.ndarray]:
-        """The local positions along `part` ("outer" or "inner") whose global index is a multiple of `step` (a
-        slice where the block's positions form one run of global indexes: slabs in C order, what sources cut; else
-        an index array), and those global indexes divided by `step`."""
-        run = self.geometry.id_run(self.index, part)
-        if run is not None:
-            start, n = run
+    def sampled(self, part: str, step: int, run: int = 1) -> tuple[slice | np.ndarray, np.ndarray]:
+        """The local positions along `part` ("outer" or "inner") whose global index i is sampled: runs of `run`
+        consecutive indexes, one run in every `step` (``(i // run) % step == 0``), and each one's column among the
+        sampled indexes (``(i // (run * step)) * run + i % run``). Local positions are a slice where `run` is 1
+        and the block's positions form one run of global indexes (slabs in C order: what sources cut)."""
+        id_run = self.geometry.id_run(self.index, part)
+        if id_run is not None and run == 1:
+            start, n = id_run
             first = (-start) % step
             return slice(first, n, step), (start + np.arange(first, n, step)) // step
-        ids = self.geometry.ids(self.index, part)
-        local = np.nonzero(ids % step == 0)[0]
-        return local, ids[local] // step
+        if id_run is not None:
+            start, n = id_run
+            period = run * step
+            periods = np.arange(start // period, (start + n - 1) // period + 1)
+            ids = (periods[:, None] * period + np.arange(run)[None, :]).reshape(-1)
+            ids = ids[(ids >= start) & (ids < start + n)]
+            local = ids - start
+        else:
+            every = self.geometry.ids(self.index, part)
+            local = np.nonzero((every // run) % step == 0)[0]
+            ids = every[local]
+        return local, (ids // (run * step)) * run + ids % run
 
 
 def partition(

@@ -359,14 +359,29 @@ class Sample(Pass):
     def append(self, partial, block: Block) -> None:
         values, filled = partial
         lay = block.layout
+        nb = self.shape[1]
+        rows = block.group_ids[:, None]
+        outer = block.geometry.id_run(block.index, "outer")
+        if lay.inner == self.layout.inner and outer is not None and outer[0] % self.step_a == 0:
+            # Whole inner extents from a sampled outer position on (slabs of whole planes, whole rows): the
+            # in-memory gather kernel on the block, as if it were the whole array.
+            k = kernels()
+            with k.kernel_lock():
+                picked = k.strided_sample(
+                    block.data, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, self.run,
+                    n_parts() if block.data.size >= SMALL_BLOCK else 1,
+                )  # fmt: skip
+            first = outer[0] // self.step_a
+            columns = slice(first * nb, first * nb + picked.shape[1])
+            values[block.group_ids, columns] = picked
+            filled[block.group_ids, columns] = True
+            return
         take_a, sampled_a = block.sampled("outer", self.step_a)
         take_b, sampled_b = block.sampled("inner", self.step_b, self.run)
         if sampled_a.size == 0 or sampled_b.size == 0:
             return
         cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a][:, :, take_b]  # (a', g', b')
-        nb = self.shape[1]
         columns = sampled_a[:, None] * nb + sampled_b
-        rows = block.group_ids[:, None]
         values[rows, columns.reshape(-1)[None, :]] = np.moveaxis(cube, 1, 0).reshape(lay.groups, -1)
         filled[rows, columns.reshape(-1)[None, :]] = True
 

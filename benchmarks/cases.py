@@ -9,7 +9,10 @@ each a function of that data. A target compares two candidates' figures: ``Targe
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import baselines
 import numpy as np
+import volumes
 
 import fastquant as fq
 
@@ -38,10 +42,13 @@ class Profile:
     small_sizes: tuple[int, ...]
     small_budget: float
     small_cap: int  # elements: a scaled-down layout larger than this is skipped, with a note
+    volume_slices: int = 32  # 2048² slices of the bulk-conversion volume (issue 7: 32; quick: fewer, same slices)
+    zarr_slices: int = 256  # 2048² float32 slices of the memory case's zarr (256: 4 GiB)
+    zarr_cap: int = 512 * MIB  # its max_memory
 
 
 FULL = Profile("full", 1, 5, 8.0, 20.0, 21, (64, 512, 2048), 5.0, 2**27)
-QUICK = Profile("quick", 4, 5, 1.0, 3.0, 7, (64, 512, 2048), 1.0, 13_000_000)
+QUICK = Profile("quick", 4, 5, 1.0, 3.0, 7, (64, 512, 2048), 1.0, 13_000_000, 32 // 4, 64, 256 * MIB)
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,14 @@ class Case:
     candidates: dict[str, Callable] = field(default_factory=dict)  # name -> f(data)
     once: dict[str, tuple[Callable, Callable]] = field(default_factory=dict)  # reference: (full, on data["part"])
     checks: dict[str, Callable[[dict], tuple[bool, str]]] = field(default_factory=dict)
-    kind: str = "inproc"  # "inproc", "process" (f(context) -> command) or "memory"
-    timing: str = "budget"  # "budget", "rounds" (multi-second seed baselines: no extra rounds) or "small"
+    # "inproc"; "value" (f(data) -> a figure in `unit`, not a time: e.g. bytes written); "process" (f(context)
+    # -> command, timed as a whole process); "memory" (f(context) -> command of a probe that prints JSON)
+    kind: str = "inproc"
+    # "budget"; "rounds" (multi-second baselines: the profile's rounds and no more; for processes, its rounds as
+    # fresh processes after one warm-up instead of its process count after two) or "small"
+    timing: str = "budget"
     skip: str = ""
+    unit: str = ""  # of the figures: "s" (default) or "B" (default of "memory")
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,8 @@ class Target:
     baseline: str | tuple[str, ...]
     op: str  # "<=", "<" or ">="
     limit: float
-    what: str = "ratio"  # or "difference" (candidate minus baseline, in the case's unit)
+    what: str = "ratio"  # "difference" (candidate minus baseline, in the case's unit) or "value" (the candidate's
+    # figure itself against `limit`, in the case's unit; `baseline` unused)
     label: str = ""
 
     def passes(self, value: float) -> bool:
@@ -366,10 +379,266 @@ def process_cases(p: Profile) -> tuple[list[Case], list[Target]]:
     return cases, targets
 
 
+# --- bulk conversion (issue 7) ----------------------------------------------------------------------------------
+
+SIDE = 2048  # plane side of the bulk-conversion volumes (the quick profile has fewer slices, never smaller ones)
+ZARR_CHUNK = 1024  # the memory case's zarr chunks: 1 × 1024 × 1024 (4 MiB)
+WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def volume_levels(slices: int) -> np.ndarray:
+    """The levels fastquant.convert writes with per-slice limits: to_uint8(volume, percentiles, axis=(1, 2))."""
+    return fq.to_uint8(np.load(volumes.npy(slices, SIDE, SEED), mmap_mode="r"), percentiles=PCT, axis=(1, 2))
+
+
+def convert_data(slices: int, levels: bool = False) -> dict:
+    d = {"npy": volumes.npy(slices, SIDE, SEED)}
+    return {**d, "levels": volume_levels(slices)} if levels else d
+
+
+def to_png(d: dict, name: str, **kw):
+    """fastquant.convert of the benchmark volume to PNG slices (percentiles 5, 95) in the scratch folder `name`."""
+    return fq.convert(d["npy"], volumes.output_path(name), percentiles=PCT, overwrite=True, **kw)
+
+
+def write_slices(levels: np.ndarray, threads: int) -> int:
+    """fastquant's PNG writer alone on every slice (default level, each to a discarding sink); bytes encoded."""
+    from fastquant._png import write_png
+
+    def one(z: int) -> int:
+        sink = baselines.Discard()
+        write_png(sink, levels[z])
+        return sink.count
+
+    if threads == 1:
+        return sum(map(one, range(len(levels))))
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(one, range(len(levels))))
+
+
+def pillow_slices(levels: np.ndarray, compress_level: int) -> int:
+    """Pillow's PNG writer on every slice, each to a discarding sink; bytes encoded."""
+    from PIL import Image
+
+    total = 0
+    for z in range(len(levels)):
+        sink = baselines.Discard()
+        Image.fromarray(levels[z]).save(sink, format="PNG", compress_level=compress_level)
+        total += sink.count
+    return total
+
+
+def decodes_to_levels(d: dict) -> tuple[bool, str]:
+    """fastquant's PNG slices (of the bytes case) decode, through Pillow and OpenCV, to to_uint8's levels."""
+    import cv2
+    from PIL import Image
+
+    names = sorted(volumes.output_path("png-bytes").glob("*.png"))
+    bad = [
+        n.name
+        for z, n in enumerate(names)
+        if not np.array_equal(np.asarray(Image.open(n)), d["levels"][z])
+        or not np.array_equal(cv2.imread(str(n), cv2.IMREAD_UNCHANGED), d["levels"][z])
+    ]
+    ok = not bad and len(names) == len(d["levels"])
+    return ok, f"{len(names)} files, {'all equal' if ok else f'differ: {bad[:3]}'} (Pillow and OpenCV)"
+
+
+def same_as_raw(d: dict) -> tuple[bool, str]:
+    """The TIFF and zarr outputs hold the raw file's levels."""
+    import tifffile
+    import zarr
+
+    raw = np.fromfile(volumes.output_path("levels.u8"), np.uint8).reshape(d["levels"].shape)
+    tiff = tifffile.imread(volumes.output_path("levels.tif"))
+    z = zarr.open_array(str(volumes.output_path("levels.zarr")), mode="r")[...]
+    same = {n: np.array_equal(a, raw) for n, a in (("TIFF", tiff), ("zarr", z), ("levels", d["levels"]))}
+    return all(same.values()), ", ".join(f"{n} {'==' if ok else '!='}" for n, ok in same.items()) + " raw"
+
+
+def fastquant_command() -> list[str]:
+    """The ``fastquant`` console script next to this interpreter (``python -m fastquant._cli`` without one)."""
+    script = Path(sys.executable).with_name("fastquant")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "fastquant._cli"]
+
+
+def convert_cases(p: Profile) -> tuple[list[Case], list[Target]]:
+    n, py = p.volume_slices, sys.executable
+    vol = f"{n}×{SIDE}² float32 .npy"
+    setup = functools.partial(convert_data, n)
+    with_levels = functools.partial(convert_data, n, True)
+    slice_png = lambda d: to_png(d, "png-slice", limits="slice")  # noqa: E731
+    peers = {
+        "fastquant.convert": slice_png,
+        "naive loop": lambda d: baselines.naive_convert(d["npy"], volumes.output_path("png-naive")),
+        "tuned peer": lambda d: baselines.peer_convert(d["npy"], volumes.output_path("png-peer"), WORKERS),
+    }
+    limits = {
+        'limits="slice"': slice_png,
+        'limits="volume", exact': lambda d: to_png(d, "png-volume", limits="volume", method="exact"),
+    }
+    sizes = {
+        "fastquant": lambda d: sum(os.path.getsize(f) for f in to_png(d, "png-bytes", limits="slice").names),
+        "Pillow compress_level=1": lambda d: pillow_slices(d["levels"], 1),
+    }
+    writer = {
+        "write_png 1 thread": lambda d: write_slices(d["levels"], 1),
+        "Pillow compress_level=1": lambda d: pillow_slices(d["levels"], 1),
+    }
+    threads = {
+        "write_png 1 thread": lambda d: write_slices(d["levels"], 1),
+        "write_png 2 threads": lambda d: write_slices(d["levels"], 2),
+    }
+    uncompressed = {
+        "TIFF": lambda d: fq.convert(
+            d["npy"], volumes.output_path("levels.tif"), percentiles=PCT, limits="slice", overwrite=True
+        ),
+        "zarr": lambda d: fq.convert(
+            d["npy"], volumes.output_path("levels.zarr"), percentiles=PCT, limits="slice", overwrite=True
+        ),
+        "quantize and write raw": lambda d: baselines.raw_convert(d["npy"], volumes.output_path("levels.u8")),
+    }
+
+    def npy_path(c) -> str:
+        return str(volumes.npy(n, SIDE, SEED))
+
+    command = {
+        "fastquant convert": lambda c: [
+            *fastquant_command(),
+            *("convert", npy_path(c), os.path.join(c["tmp"], "cli")),
+            *"--percentiles 5 95 --limits slice --overwrite --quiet".split(),
+        ],
+        "naive script": lambda c: [py, str(SCRIPTS / "convert_naive.py"), npy_path(c), os.path.join(c["tmp"], "naive")],
+    }
+    zn, cap = p.zarr_slices, p.zarr_cap
+    gib = zn * SIDE * SIDE * 4 / 2**30
+    options = {"percentiles": list(PCT), "limits": "volume", "method": "exact", "max_memory": f"{cap // MIB}MiB"}
+
+    def probe(c, **config) -> list[str]:
+        return [py, str(SCRIPTS / "convert_memprobe.py"), json.dumps(config)]
+
+    def memory_job(c) -> list[str]:
+        store = volumes.zarr_store(zn, SIDE, SEED, ZARR_CHUNK)
+        output = os.path.join(c["tmp"], "memory.tif")
+        job = {"input": str(store), "output": output, "options": {**options, "overwrite": True}}
+        return probe(c, mode="convert", warmup=True, **job)
+
+    def numpy_limits(c) -> tuple[bool, str]:
+        got = c["results"]["exact volume limits"]["limits"]
+        command = [py, str(SCRIPTS / "percentile_reference.py"), str(zn), str(SIDE), str(SEED), *map(str, PCT)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        ref = json.loads(out.stdout)
+        ok = [got["lo"][0], got["hi"][0]] == ref["values"]
+        lo, hi = ref["values"]
+        return ok, (
+            f"fastquant {'==' if ok else '!='} numpy.percentile of the {ref['finite']} finite values "
+            f"({lo:.9g}, {hi:.9g}; numpy regenerated the data slice by slice, in {ref['seconds']:.0f} s)"
+        )
+
+    def sampler(c) -> tuple[bool, str]:
+        """The sampler sees a deliberate allocation; the job's samples came every <= 10 ms, or else the kernel's
+        gap-free high-water mark (VmHWM, which counts file pages too: an upper bound) is within the cap."""
+        size = 64 * MIB
+        command = probe(c, mode="control", bytes=size, hold=0.05)
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        control = json.loads(out.stdout.splitlines()[-1])
+        job = c["results"]["exact volume limits"]
+        seen, gap, bound = control["extra"] >= 0.95 * size, job["max_gap"], job["hwm_extra"]
+        timely = gap <= 0.010
+        covered = bound is not None and bound <= cap
+        text = f"control: {size // MIB} MiB held 50 ms seen as +{control['extra'] / MIB:.0f} MiB; job: "
+        if timely:
+            text += f"samples every <= 10 ms (largest gap {gap * 1e3:.1f} ms)"
+        else:
+            text += f"a gap of {gap * 1e3:.1f} ms between samples (machine busy)"
+        if bound is not None:
+            text += (
+                f"; kernel high-water mark +{bound / MIB:.0f} MiB (VmHWM - VmRSS, file pages included: a bound "
+                f"no gap misses){'' if timely else (', within' if covered else ', over') + ' the cap'}"
+            )
+        return seen and (timely or covered), text
+
+    cases = [
+        Case(
+            "convert vs peers",
+            "convert",
+            f'{vol} → PNG slices, percentiles (5, 95), limits="slice", {WORKERS} workers; naive loop: seed Example 2 '
+            f"+ Pillow default level; tuned peer: memmap + np.percentile + cv2.imwrite level 1, {WORKERS} threads",
+            setup,
+            peers,
+            timing="rounds",
+        ),
+        Case("convert limits", "convert", f"{vol} → PNG slices, percentiles (5, 95)", setup, limits),
+        Case(
+            "convert PNG bytes",
+            "convert",
+            f'{vol} → PNG slices, limits="slice": total bytes of the files vs Pillow on the same levels',
+            with_levels,
+            sizes,
+            checks={"files decode to to_uint8's levels": decodes_to_levels},
+            kind="value",
+            unit="B",
+        ),
+        Case(
+            "convert PNG writer",
+            "convert",
+            f"PNG writer alone on the {n} slices' levels (2048², to a discarding sink), default level",
+            with_levels,
+            writer,
+            timing="rounds",
+        ),
+        Case("convert PNG threads", "convert", f"PNG writer alone on the {n} slices' levels", with_levels, threads),
+        Case(
+            "convert uncompressed",
+            "convert",
+            f'{vol} → uncompressed TIFF / zarr, limits="slice", vs to_uint8 per slice + raw bytes to one file',
+            with_levels,
+            uncompressed,
+            checks={"same levels": same_as_raw},
+        ),
+        Case(
+            "convert command",
+            "convert",
+            f"{vol} → PNG slices, percentiles (5, 95), per slice, as whole processes (median of {p.rounds})",
+            candidates=command,
+            kind="process",
+            timing="rounds",
+        ),
+        Case(
+            "convert memory",
+            "convert",
+            f'{gib:g} GiB zarr ({zn}×{SIDE}² float32, chunks 1×{ZARR_CHUNK}², uncompressed) → TIFF, limits="volume", '
+            f'method="exact", max_memory="{cap // MIB}MiB"',
+            candidates={"exact volume limits": memory_job},
+            checks={"limits == numpy.percentile": numpy_limits, "sampler": sampler},
+            kind="memory",
+        ),
+    ]
+    writer_label = "write_png, 1 thread, ≥ 8× the throughput of Pillow compress_level=1"
+    threads_label = "2 threads ≥ 1.6× the throughput of 1"
+    memory_label = f"peak RssAnon above its value after imports ≤ {cap // MIB} MiB"
+    targets = [
+        Target("convert vs peers", "naive loop", "fastquant.convert", ">=", 30),
+        Target("convert vs peers", "tuned peer", "fastquant.convert", ">=", 6),
+        Target("convert limits", 'limits="volume", exact', 'limits="slice"', "<=", 1.3),
+        Target("convert PNG bytes", "fastquant", "Pillow compress_level=1", "<=", 1.10),
+        Target(*("convert PNG writer", "Pillow compress_level=1", "write_png 1 thread", ">=", 8), label=writer_label),
+        Target(*("convert PNG threads", "write_png 1 thread", "write_png 2 threads", ">=", 1.6), label=threads_label),
+        Target("convert uncompressed", "TIFF", "quantize and write raw", "<=", 1.5),
+        Target("convert uncompressed", "zarr", "quantize and write raw", "<=", 1.5),
+        Target("convert command", "naive script", "fastquant convert", ">=", 8),
+        Target("convert memory", "exact volume limits", "", "<=", cap, "value", label=memory_label),
+    ]
+    return cases, targets
+
+
 def build(p: Profile) -> tuple[list[Case], list[Target]]:
     """Every case and target for profile `p`, in the order of the table."""
     cases, targets = [], []
-    for part in (core_cases, layout_cases, small_cases, process_cases):
+    for part in (core_cases, layout_cases, small_cases, process_cases, convert_cases):
         c, t = part(p)
         cases += c
         targets += t
@@ -380,3 +649,4 @@ def free() -> None:
     """Drop the cached large arrays (before the memory probe runs)."""
     square.cache_clear()
     channels.cache_clear()
+    volume_levels.cache_clear()

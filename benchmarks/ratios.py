@@ -5,8 +5,8 @@ Usage::
     python benchmarks/ratios.py                        # the targets' sizes (many minutes)
     python benchmarks/ratios.py --quick                # plane sides / 4, short budgets (development)
     python benchmarks/ratios.py --markdown             # Markdown tables (for benchmarks/RESULTS.md)
-    python benchmarks/ratios.py --only layouts,import  # groups (core, layouts, byteswap, small, process)
-                                                       # or parts of case names
+    python benchmarks/ratios.py --only layouts,import  # groups (core, layouts, byteswap, small, process,
+                                                       # convert) or parts of case names
     python benchmarks/ratios.py --list                 # the rows, without timing anything
 
 Method (``timing.py``): in-process figures are the minimum over at least five alternated rounds
@@ -16,6 +16,13 @@ preallocated ``out=`` like the floor kernel (``baselines.floor``: reads every fl
 Each floor row shows the floor timed against itself (A/A), the noise of that case. fastquant.reference
 is timed once per mode within a budget (``timing.once``). Import and one-shot figures are medians of
 alternated fresh processes; memory is the VmHWM probe in ``scripts/memprobe.py``.
+
+The bulk-conversion group (``convert``, issue 7) times ``fastquant.convert`` and its peers as functions on a
+prediction-like volume (``volumes.py``) written once per run as a ``.npy`` in a scratch directory, outputs
+overwritten in place each round; the PNG byte counts are figures of their own (``kind="value"``); the command line
+and the naive script are whole processes (medians of the profile's rounds, after one warm-up: the naive script
+takes many seconds); its memory case samples a child's ``RssAnon`` (``scripts/convert_memprobe.py``) and checks
+the limits against ``numpy.percentile`` (``scripts/percentile_reference.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ def fmt(value: float, unit: str) -> str:
     return f"{value * 1e3:.1f} ms" if abs(value) >= 1e-3 else f"{value * 1e6:.0f} µs"
 
 
+def unit_of(case: cases.Case) -> str:
+    return case.unit or ("B" if case.kind == "memory" else "s")
+
+
 def measure(case: cases.Case, p: cases.Profile, ctx: dict) -> tuple[dict, dict, list, list]:
     """Figures of every candidate of `case`, notes on them, its checks and lines of detail."""
     notes, details = {}, []
@@ -68,20 +79,28 @@ def measure(case: cases.Case, p: cases.Profile, ctx: dict) -> tuple[dict, dict, 
             t[n], notes[n] = once(
                 functools.partial(full, d), functools.partial(part, d), d["scale"], p.reference_budget
             )
+    elif case.kind == "value":
+        d = case.setup()
+        t = {n: float(f(d)) for n, f in case.candidates.items()}
     elif case.kind == "process":
         d = ctx
+        runs, warmups = (p.rounds, 1) if case.timing == "rounds" else (p.processes, 2)
         t = process_medians(
-            {n: f(ctx) for n, f in case.candidates.items()}, p.processes, cwd=ctx["tmp"], env=ctx["env"]
+            {n: f(ctx) for n, f in case.candidates.items()}, runs, cwd=ctx["tmp"], env=ctx["env"], warmups=warmups
         )
-    else:  # memory: one probe process per candidate
-        d, t = ctx, {}
+    else:  # memory: one probe process per candidate; its JSON goes to the checks as d["results"]
+        d, t = {**ctx, "results": {}}, {}
         for n, f in case.candidates.items():
-            proc = subprocess.run(f(ctx), cwd=ctx["tmp"], env=ctx["env"], capture_output=True, text=True, check=True)
-            r = json.loads(proc.stdout.splitlines()[-1])
-            t[n], t["output"] = r["extra"], r["output"]
+            proc = subprocess.run(f(ctx), cwd=ctx["tmp"], env=ctx["env"], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"the probe of {n!r} failed:\n{proc.stderr.strip()[-2000:]}")
+            r = d["results"][n] = json.loads(proc.stdout.splitlines()[-1])
+            t[n] = r["extra"]
+            if "output" in r:
+                t["output"] = r["output"]
             details.append(f"{n}: call {fmt(r['seconds'], 's')}, measured by {r['how']}")
     checks = [(name, *check(d)) for name, check in case.checks.items()]
-    unit = "B" if case.kind == "memory" else "s"
+    unit = unit_of(case)
     details.insert(0, ", ".join(f"{n} {fmt(v, unit)}" + (" (estimated)" if notes.get(n) else "") for n, v in t.items()))
     return t, notes, checks, details
 
@@ -92,6 +111,8 @@ def target_text(target: cases.Target, unit: str = "s") -> str:
         return target.label
     if target.what == "difference":
         return f"{target.candidate} {op} {target.baseline} + {fmt(target.limit, unit)}"
+    if target.what == "value":
+        return f"{target.candidate} {op} {fmt(target.limit, unit)}"
     if isinstance(target.candidate, tuple):
         return f"each mode {op} {target.limit:g}× its reference"
     return f"{target.candidate} {op} {target.limit:g}× {target.baseline}"
@@ -102,13 +123,20 @@ def evaluate(target: cases.Target, case: cases.Case, t: dict, notes: dict) -> tu
     many = isinstance(target.candidate, tuple)
     cands = target.candidate if many else (target.candidate,)
     bases = target.baseline if many else (target.baseline,)
-    unit = "B" if case.kind == "memory" else "s"
-    diff = target.what == "difference"
-    values = [t[c] - t[b] if diff else t[c] / t[b] for c, b in zip(cands, bases, strict=True)]
+    unit = unit_of(case)
+    diff, absolute = target.what == "difference", target.what == "value"
+    if absolute:
+        bases = ()
+        values = [t[c] for c in cands]
+    else:
+        values = [t[c] - t[b] if diff else t[c] / t[b] for c, b in zip(cands, bases, strict=True)]
     worst = (max if target.op != ">=" else min)(range(len(values)), key=values.__getitem__)
     value = values[worst]
     text = target_text(target, unit)
-    measured = f"{'+' if value >= 0 else ''}{fmt(value, unit)}" if diff else f"{value:.2f}×"
+    if absolute:
+        measured = fmt(value, unit)
+    else:
+        measured = f"{'+' if value >= 0 else ''}{fmt(value, unit)}" if diff else f"{value:.2f}×"
     if many:
         measured += f" (worst: {cands[worst]})"
     if "floor" in bases and "floor A/A" in t:
@@ -125,9 +153,9 @@ def run(p: cases.Profile, selected: list[cases.Case], targets: list[cases.Target
     for case in selected:
         mine = [tg for tg in targets if tg.case == case.name]
         if case.skip:
-            rows += [(case.group, case.title, target_text(tg), case.skip, "SKIP") for tg in mine]
+            rows += [(case.group, case.title, target_text(tg, unit_of(case)), case.skip, "SKIP") for tg in mine]
             continue
-        if case.kind != "inproc":
+        if case.kind in ("process", "memory"):  # other processes measured: this one's cached arrays dropped
             cases.free()
         log(f"measuring: {case.name}")
         t0 = time.perf_counter()
@@ -135,10 +163,8 @@ def run(p: cases.Profile, selected: list[cases.Case], targets: list[cases.Target
             t, notes, checks, lines = measure(case, p, ctx)
         except Exception as exc:  # a broken case is reported and never hides the others
             traceback.print_exc()
-            rows += [
-                (case.group, case.title, target_text(tg), f"error: {type(exc).__name__}: {exc}"[:200], "FAIL")
-                for tg in mine
-            ]
+            error = f"error: {type(exc).__name__}: {exc}"[:200]
+            rows += [(case.group, case.title, target_text(tg, unit_of(case)), error, "FAIL") for tg in mine]
             continue
         for tg in mine:
             text, measured, ok = evaluate(tg, case, t, notes)
@@ -190,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes and budgets (development)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
-    parser.add_argument("--only", default="", help="comma-separated groups or parts of case names")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated groups (core, layouts, byteswap, small, process, convert) or parts of case names",
+    )
     parser.add_argument("--list", action="store_true", help="list the cases and targets, time nothing")
     args = parser.parse_args(argv)
     p = cases.QUICK if args.quick else cases.FULL
@@ -200,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for c in selected:
             print(f"[{c.group}] {c.name}: {', '.join(c.candidates)} {c.skip}")
-            print("".join(f"    {target_text(tg)}\n" for tg in targets if tg.case == c.name), end="")
+            print("".join(f"    {target_text(tg, unit_of(c))}\n" for tg in targets if tg.case == c.name), end="")
         return 0
 
     def log(msg: str) -> None:

@@ -23,7 +23,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     for case in cases.build(profile)[0]:
         for name in [*case.candidates, *case.once]:
-            if case.kind != "memory" and not name.endswith("A/A"):
+            if case.kind not in ("memory", "value") and not name.endswith("A/A"):
                 marks = [pytest.mark.skip(reason=case.skip)] if case.skip else []
                 params.append(
                     pytest.param(case, name, id=f"{case.name}|{name}".replace("×", "x").replace("²", "^2"), marks=marks)
@@ -44,7 +44,8 @@ def test_case(benchmark, warmed, tmp_path, case: cases.Case, name: str) -> None:
     if case.kind == "process":
         cmd = case.candidates[name]({"tmp": str(tmp_path), "env": dict(os.environ)})
         subprocess.run(cmd, check=True, capture_output=True)  # warm the OS file cache and Numba's cache
-        benchmark.pedantic(subprocess.run, args=(cmd,), kwargs={"check": True}, rounds=11)
+        rounds = 5 if case.timing == "rounds" else 11  # multi-second scripts: fewer
+        benchmark.pedantic(subprocess.run, args=(cmd,), kwargs={"check": True}, rounds=rounds)
     elif name in case.once:
         benchmark.extra_info["data"] = f"1/{data(case)['scale']:.3g} of the groups"
         benchmark.pedantic(case.once[name][1], args=(data(case),), rounds=1, iterations=1)

@@ -83,8 +83,10 @@ def once(full: Callable[[], object], part: Callable[[], object], scale: float, b
     return t_part * scale, f"reference > {budget:g} s: timed once on 1/{scale:.3g} of the groups, scaled"
 
 
-def process_medians(commands: dict[str, list[str]], runs: int, *, cwd: str, env: dict[str, str]) -> dict[str, float]:
-    """Median wall time of alternated fresh processes per command (two untimed warm-ups each)."""
+def process_medians(
+    commands: dict[str, list[str]], runs: int, *, cwd: str, env: dict[str, str], warmups: int = 2
+) -> dict[str, float]:
+    """Median wall time of alternated fresh processes per command (after `warmups` untimed runs of each)."""
 
     def run(cmd: list[str]) -> float:
         t0 = time.perf_counter()
@@ -93,8 +95,9 @@ def process_medians(commands: dict[str, list[str]], runs: int, *, cwd: str, env:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()[-2000:]}")
         return time.perf_counter() - t0
 
-    for cmd in [*commands.values(), *commands.values()]:
-        run(cmd)
+    for _ in range(warmups):
+        for cmd in commands.values():
+            run(cmd)
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():

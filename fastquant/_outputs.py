@@ -744,6 +744,10 @@ class _ZarrSink(_OneFileSink):
             fill_value=0,
             zarr_format=3,
             attributes=_zarr_attributes(self._metadata, self.image_shape),
+            # Every chunk is written: zarr's default first tests each chunk for being all fill value, which made
+            # uncompressed writes ~8x slower (0.85 s against 0.10 s for 32 chunks of 4 MiB), and an all-zero image
+            # is then a file like any other.
+            config={"write_empty_chunks": True},
         )
 
     def _write(self, index, levels) -> None:

@@ -432,6 +432,12 @@ class _Writer:
         method, nan = opts["method"], opts["nan"]
         if percentiles is not None and method == "approx":
             found = _approx.estimates(self.source, np.array(percentiles))
+            if found is not None and self.resume and self._made_otherwise(*found[:2]):
+                # Outputs of an earlier run that do not match the estimates were written with the exact limits
+                # after a failed proof (deterministic: this run's proof would fail too), or are foreign: the exact
+                # path below resumes the former and refuses the latter.
+                note("approx", resumed_exact=True)
+                found = None
             if found is not None:
                 lo, hi, windows = found
                 self._prepare(lo, hi)
@@ -464,6 +470,11 @@ class _Writer:
             "index": index,
             "count": self.job.count,
         }
+
+    def _made_otherwise(self, lo, hi) -> bool:
+        """Whether an existing output differs from what these limits would make."""
+        indexes = range(self.job.count) if not self.sink.sequential else [0]
+        return any(self.sink.status(i, self.metadata(i, lo, hi)) == "different" for i in indexes)
 
     def _prepare(self, lo, hi) -> None:
         """With resume: which images are complete and the same (skipped), and a refusal where one differs."""

@@ -168,3 +168,23 @@ def test_block_size_follows_max_memory():
     assert large > 4 * small
     # two blocks in flight (as read, as kernels read it, as levels) stay within the cap
     assert 2 * large * (4 + 4 + 1) < (1 << 30)
+
+
+@pytest.mark.parametrize("run", [1, 3, 8])
+@pytest.mark.parametrize("axis", [None, (1, 2), (0, 1)])
+def test_sample_runs_are_the_same_over_blocks(run, axis, monkeypatch):
+    """Samples in runs (Tuning.sample_run) gather the same elements in memory and over blocks of any size."""
+    from fastquant import _passes, _source
+    from fastquant._plan import make_plan
+
+    lower(monkeypatch, sample_run=run)
+    x = _data((6, 50, 70))
+    plan = make_plan(x.shape, (0, 1, 2) if axis is None else axis, True)
+    sample = _passes.sample_pass(plan.layout, 16, np.float32)
+    assert sample.run == min(run, plan.layout.inner)
+    whole = _passes.run(sample, _source.ArraySource(x, plan))
+    for block in (1000, 4321, 70):
+        got = _passes.run(sample, _source.ChunkedSource(Counted(x), plan, block))
+        np.testing.assert_array_equal(got, whole)
+    strided = _passes.run(sample, _source.ArraySource(np.asfortranarray(x), plan))  # the NumPy-indexing path
+    np.testing.assert_array_equal(strided, whole)

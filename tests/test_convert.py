@@ -266,3 +266,25 @@ def test_cli_info(tmp_path, capsys):
     assert cli(["info", str(tmp_path / "v.npy")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["shape"] == [2, 10, 12] and info["dtype"] == "float32"
+
+
+def test_resume_after_a_failed_proof(tmp_path, monkeypatch):
+    """A failed approx proof rewrites with the exact limits; a resume of such a run recognises those outputs
+    (instead of refusing them as made with other limits than the estimates) and finishes it."""
+    lower(monkeypatch, numba_min_size=0, approx_sample=1 << 10, approx_min_stride=1, approx_tolerance=1e-9)
+    x = volume((4, 128, 96))
+    np.save(tmp_path / "v.npy", x)
+    from fastquant._plan import recording
+
+    with recording() as events:
+        fastquant.convert(tmp_path / "v.npy", tmp_path / "o", percentiles=(5, 95))
+    assert ("approx", {"proved": False}) in events
+    want = {n: (tmp_path / "o" / n).read_bytes() for n in pngs(tmp_path / "o")}
+    os.remove(tmp_path / "o" / "v_0001.png")
+    with recording() as events:
+        done = fastquant.convert(tmp_path / "v.npy", tmp_path / "o", percentiles=(5, 95), resume=True)
+    assert ("approx", {"resumed_exact": True}) in events
+    assert (done.written, done.skipped) == (1, 3)
+    assert want == {n: (tmp_path / "o" / n).read_bytes() for n in pngs(tmp_path / "o")}
+    with pytest.raises(ValueError, match="other options"):
+        fastquant.convert(tmp_path / "v.npy", tmp_path / "o", percentiles=(4, 95), resume=True)

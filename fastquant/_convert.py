@@ -188,7 +188,7 @@ def convert(
     return Summary(
         input=os.fspath(opened.path) if opened.path else "<array>",
         output=os.fspath(output),
-        format=sink.format if hasattr(sink, "format") else str(format),
+        format=sink.format,
         shape=tuple(int(n) for n in job.volume.shape),
         dtype=str(np.dtype(job.volume.dtype)),
         images=job.count,
@@ -240,19 +240,19 @@ def _check_options(*, vmin, vmax, percentiles, method, nan, limits, compress_lev
 
 
 def _check_channels(channels) -> list[int]:
-    if isinstance(channels, str):
-        raise TypeError(f"channels={channels!r} must be a sequence of ints such as (0, 1, 2)")
+    message = f"channels={channels!r} must be a sequence of ints such as (0, 1, 2)"
+    if isinstance(channels, str) or not hasattr(channels, "__iter__"):
+        raise TypeError(message)
+    channels = list(channels)
+    if any(isinstance(c, bool) for c in channels):
+        raise TypeError(message)
     try:
-        picked = [operator.index(c) for c in channels if not isinstance(c, bool) or _bool_channel(c)]
+        picked = [operator.index(c) for c in channels]
     except TypeError as exc:
-        raise TypeError(f"channels={channels!r} must be a sequence of ints such as (0, 1, 2)") from exc
+        raise TypeError(message) from exc
     if len(picked) not in _COLOUR_COUNTS:
         raise ValueError(f"channels={channels!r} picks {len(picked)} channels; accepted: 1 (gray), 3 (RGB), 4 (RGBA)")
     return picked
-
-
-def _bool_channel(value) -> bool:
-    raise TypeError(f"{value!r} is not a channel index")
 
 
 def _check_workers(workers) -> int:

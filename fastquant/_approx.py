@@ -21,6 +21,8 @@ from . import _passes
 from ._plan import current, note
 from ._select import interpolation_plan, selected_percentiles
 
+_PARALLEL_SELECTION = 1 << 20  # sampled elements from which the groups' selections run in threads
+
 
 def estimates(source, percentiles: np.ndarray):
     """(lo, hi, windows) of the sampled limits and their proof windows (G, 4 edges), or None where approx does not
@@ -30,16 +32,29 @@ def estimates(source, percentiles: np.ndarray):
     stride = min(tun.sample_stride, lay.group_size // tun.approx_sample)
     if lay.groups > tun.max_approx_groups or stride < tun.approx_min_stride:
         return None  # the sample would be a sizeable copy of the data: use exact limits
-    sample = _passes.run(_passes.sample_pass(lay, stride, source.dtype), source)
+    sample = _passes.run(_passes.sample_pass(lay, stride, source.dtype, tun.sample_run), source)
     quantiles = np.true_divide(percentiles, 100)
-    sampled = np.empty((2, lay.groups))
-    for g in range(lay.groups):
-        finite = sample[g][np.isfinite(sample[g])]
-        if finite.size < 2:
-            return None
+    all_finite = np.isfinite(sample).all(axis=1)
+
+    def sampled_percentiles(g: int) -> np.ndarray | None:
         # The sample's own percentiles, computed as the exact path computes them: where the sample is the whole
-        # group (small groups), the estimates are the exact limits and so is the result.
-        sampled[:, g] = selected_percentiles(finite, quantiles, source.stats_dtype)
+        # group (small groups), the estimates are the exact limits and so is the result. The sample is scratch:
+        # the selection reorders it in place (a boolean-mask copy cost as much as the selection).
+        finite = sample[g] if all_finite[g] else sample[g][np.isfinite(sample[g])]
+        return selected_percentiles(finite, quantiles, source.stats_dtype) if finite.size >= 2 else None
+
+    if lay.groups > 1 and sample.size >= _PARALLEL_SELECTION:
+        # NumPy's partition releases the GIL: the groups' selections run in threads (32 groups of 246 Ki
+        # elements: 16 ms in one thread).
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(_passes.n_parts()) as pool:
+            found = list(pool.map(sampled_percentiles, range(lay.groups)))
+    else:
+        found = [sampled_percentiles(g) for g in range(lay.groups)]
+    if any(f is None for f in found):
+        return None
+    sampled = np.array(found).T  # (2, G)
     lo, hi = sampled[0], np.maximum(sampled[0], sampled[1])
     dtype = source.dtype
     with np.errstate(all="ignore"):

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from . import _passes
-from ._passes import RADIX_BITS, Collect, CountBelow, GroupSort, RadixHistogram, Scan, bracket_thresholds
+from ._passes import RADIX_BITS, Collect, CountBelow, GroupSort, RadixHistogram, Scan, ScanBlocks, bracket_thresholds
 from ._plan import current, note
 
 # --- NumPy's "linear" interpolation ---------------------------------------------------------------------------
@@ -130,8 +130,11 @@ def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
     # rows holds every group: 2 reads for float32 (4 for float64), where a bracket's blockwise sample, count and
     # collect are 3 (and a misleading sample adds radix on top).
     few_reads = getattr(source, "few_reads", False) and lay.groups <= radix_batch(tun, blockwise=True)
-    if lay.bracket_stride(tun) and not few_reads:
-        bracket = BracketSelection(source, quantiles, stats)
+    bracket = BracketSelection(source, quantiles, stats) if lay.bracket_stride(tun) else None
+    # There a bracket runs only where it counts and collects in one pass (ScanBlocks): the sample (a read of one
+    # element in 257), then one read when the sample's brackets hold the ranks, as they do unless the sample
+    # misleads (then radix's two passes follow).
+    if bracket is not None and (bracket.fused or not few_reads):
         _passes.drive(bracket, source)
     missing = stats.missing()
     if len(missing) > tun.radix_groups and not few_reads:
@@ -357,8 +360,9 @@ def key_to_value(key: int, dtype: np.dtype):
 class BracketSelection:
     """Sample, propose brackets, count (and collect), select; groups it cannot prove stay missing in `stats`.
 
-    States: "sample" -> "count" -> "collect" -> "done". On a direct runs layout the count is the fused
-    count-and-collect :class:`Scan`, and only brackets whose regions overflowed are collected again.
+    States: "sample" -> "count" -> "collect" -> "done". On a runs layout the count is the fused
+    count-and-collect (:class:`Scan` in memory, :class:`ScanBlocks` over blocks), and only brackets whose regions
+    overflowed are collected again.
     """
 
     def __init__(self, source, quantiles: np.ndarray, stats: OrderStatistics):
@@ -366,7 +370,9 @@ class BracketSelection:
         self.dtype = source.dtype
         # On a direct runs layout one pass counts and collects (scan_runs); lane patterns count, then collect: a
         # fused lanes kernel measured slower than the two passes (184 vs 167 ms on H×W×128).
-        self.fused = source.direct and (self.layout.lane_count(current()) == 0 or self.layout.groups == 1)
+        # Blocks of other sources count and collect in one pass too (ScanBlocks), with regions for all blocks.
+        self.fused = self.layout.lane_count(current()) == 0 or self.layout.groups == 1
+        self.direct = source.direct
         self.quantiles = quantiles
         self.stats = stats
         self.state = "sample"
@@ -396,7 +402,7 @@ class BracketSelection:
             )
             self.state = "count" if self.low.shape[1] else "done"
         elif self.state == "count":
-            below, members = result if isinstance(self.pass_, Scan) else (result, None)
+            below, members = result if isinstance(self.pass_, (Scan, ScanBlocks)) else (result, None)
             self._counted(below, members)
             self.state = "collect" if self.needs else "done"
         elif self.state == "collect":
@@ -412,6 +418,11 @@ class BracketSelection:
         parts = _passes.n_parts()
         groups, n_brackets = self.low.shape
         cap = np.zeros((groups, thresholds.shape[1] // 2), dtype=np.int64)
+        if not self.direct:  # regions for all blocks together, and each block's parts' regions beside them
+            cap[:, 1 : 1 + n_brackets] = np.where(np.isinf(self.low) & np.isinf(self.high), 0, self.expected)
+            if cap.sum() * (1 + parts) > current().max_candidates:
+                return None
+            return ScanBlocks(thresholds, cap)
         # One group: the parts share its members. Runs of several groups (planes): a part may hold most of one.
         per_part = self.expected if groups > 1 else -(-self.expected // parts)
         cap[:, 1 : 1 + n_brackets] = np.where(np.isinf(self.low) & np.isinf(self.high), 0, per_part)

@@ -170,19 +170,26 @@ def test_block_size_follows_max_memory():
     assert 2 * large * (4 + 4 + 1) < (1 << 30)
 
 
-@pytest.mark.parametrize("run", [1, 3, 8])
+@pytest.mark.parametrize("run", [1, 3, 16])
 @pytest.mark.parametrize("axis", [None, (1, 2), (0, 1)])
 def test_sample_runs_are_the_same_over_blocks(run, axis, monkeypatch):
-    """Samples in runs (Tuning.sample_run) gather the same elements in memory and over blocks of any size."""
+    """Samples in runs gather the elements their positions name (runs of `run` inner positions, one in every
+    step_b; outer positions one in every step_a; sparse steps prime), the same in memory and over blocks of any
+    size."""
     from fastquant import _passes, _source
     from fastquant._plan import make_plan
 
-    lower(monkeypatch, sample_run=run)
     x = _data((6, 50, 70))
     plan = make_plan(x.shape, (0, 1, 2) if axis is None else axis, True)
-    sample = _passes.sample_pass(plan.layout, 16, np.float32)
-    assert sample.run == min(run, plan.layout.inner)
+    sample = _passes.sample_pass(plan.layout, 16, np.float32, run)
+    lay = plan.layout
+    assert sample.run == min(run, lay.inner)
+    assert (sample.step_a, sample.step_b) == ((17, 1) if lay.inner == 1 else (1, 17))  # stride 16 -> prime 17
+    logical = np.ascontiguousarray(x.transpose(plan.perm)).reshape(lay.outer, lay.groups, lay.inner)
+    b = np.arange(lay.inner)
+    expected = logical[:: sample.step_a][:, :, (b // sample.run) % sample.step_b == 0]
     whole = _passes.run(sample, _source.ArraySource(x, plan))
+    np.testing.assert_array_equal(whole, np.moveaxis(expected, 1, 0).reshape(lay.groups, -1))
     for block in (1000, 4321, 70):
         got = _passes.run(sample, _source.ChunkedSource(Counted(x), plan, block))
         np.testing.assert_array_equal(got, whole)

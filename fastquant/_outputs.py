@@ -347,15 +347,32 @@ class _PngSink(Sink):
             if missing:
                 raise ValueError(f"commit: image {missing[0]} was not written (or was committed already)")
             items = [(i, self._finished.pop(i)) for i in chosen]
-        for position, (i, temp) in enumerate(items):
-            try:
-                _move_into_place(temp, self.names[i], self.overwrite)
-            except BaseException:
-                with self._lock:  # the rest stay temporaries, for abort()
-                    for j, other in items[position:]:
-                        self._finished[j] = other
-                raise
-            self._forget(temp)
+
+        def move(item: tuple[int, str]) -> None:
+            _move_into_place(item[1], self.names[item[0]], self.overwrite)
+            self._forget(item[1])
+
+        failures: list = []
+        if self.overwrite and len(items) > 1:
+            # A rename over an existing output frees the old file's blocks inside the rename (about 0.7 ms for a
+            # 1.7 MB PNG on ext4: 20 ms for 32 at the end of a run); a few threads overlap them.
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="fastquant-commit") as pool:
+                futures = [pool.submit(move, item) for item in items]
+            failures = [(item, f.exception()) for item, f in zip(items, futures, strict=True) if f.exception()]
+        else:
+            for position, item in enumerate(items):
+                try:
+                    move(item)
+                except BaseException as error:
+                    failures = [(other, error) for other in items[position:]]  # the rest are not tried
+                    break
+        if failures:
+            with self._lock:  # what was not moved stays a temporary, for abort()
+                for (i, temp), _ in failures:
+                    self._finished[i] = temp
+            raise failures[0][1]
 
     def abort(self) -> None:
         with self._lock:

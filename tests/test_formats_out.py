@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import zlib
 
 import numpy as np
@@ -151,6 +152,36 @@ def test_png_whole_and_bands_give_the_same_bytes(tmp_path):
     _fill(_sink(tmp_path / "a", (17, 11, 3)), images, bands=False)
     _fill(_sink(tmp_path / "b", (17, 11, 3)), images, bands=True)
     assert _tree_bytes(tmp_path / "a") == _tree_bytes(tmp_path / "b")
+
+
+def test_png_commit_with_overwrite_renames_in_threads(tmp_path, monkeypatch):
+    """With overwrite, the renames over existing outputs run in threads: each replaces its own file, and one that
+    fails leaves the others in place, its own old output untouched and its new image a temporary until abort."""
+    count = 12
+    old = np.random.default_rng(4).integers(0, 256, (count, 9, 8), dtype=np.uint8)
+    new = 255 - old
+    _fill(_sink(tmp_path, (9, 8), count=count), old, bands=False)
+    sink = _sink(tmp_path, (9, 8), count=count, overwrite=True)
+    for i in range(count):
+        sink.write(i, new[i], _metadata(i))
+    move, threads = _outputs._move_into_place, set()
+
+    def failing_for_image_7(temp, final, overwrite):
+        threads.add(threading.get_ident())
+        if final.endswith("pred_0007.png"):
+            raise PermissionError(13, "Permission denied", final)
+        move(temp, final, overwrite)
+
+    monkeypatch.setattr(_outputs, "_move_into_place", failing_for_image_7)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        sink.commit()
+    assert threading.get_ident() not in threads  # the renames ran in the commit's threads
+    for i in range(count):
+        expected = old[i] if i == 7 else new[i]
+        np.testing.assert_array_equal(_read_png_pillow(tmp_path / f"pred_{i:04d}.png"), expected)
+    assert len(_temporaries(tmp_path)) == 1  # image 7's new file, until the driver aborts
+    sink.abort()
+    assert _temporaries(tmp_path) == []
 
 
 def test_png_from_several_threads_in_any_order(tmp_path):

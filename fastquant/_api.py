@@ -57,8 +57,8 @@ def to_uint8(
         How percentile limits are computed. "exact" equals :func:`fastquant.reference.to_uint8` bit for bit.
         "approx" is within one grey level of it at every pixel, for every input: for slices of at least
         2**22 elements (and at most 64 slices) its limits are the percentiles of a fixed sample of each slice
-        (2**18 or more elements at positions set by the shape), and the conversion pass proves that each exact
-        limit lies within 0.9 * (hi - lo) / 255 of them; where it cannot, and otherwise, the exact limits are
+        (about 2**19 elements at positions set by the shape), and the conversion pass proves that each
+        exact limit lies within 0.9 * (hi - lo) / 255 of them; where it cannot, and otherwise, the exact limits are
         used. The result depends only on the values, dtype and shape (not on memory layout, byte order,
         thread count or call history).
     nan : int

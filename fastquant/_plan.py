@@ -31,14 +31,17 @@ class Tuning:
     stream_block: int = 1 << 20  # elements per block read from a source that kernels cannot read in place
     read_block: int = 0  # elements per block read from an array-like (0: as many as `max_memory` allows)
     band_rows: int = 0  # rows per band of an image that `fastquant.convert` writes (0: from `max_memory`)
-    sample_stride: int = 256  # one element in this many (at most) is sampled to propose brackets
+    sample_stride: int = 256  # about one element in this many (at most; 257: steps are primes) proposes brackets
     sample_run: int = 16  # approx samples are runs of this many consecutive inner elements, one run in a prime
     # number of runs: one cache line of float32 in 17 is read where single elements at stride 16 touch every line
-    # (measured: the approx sample of 32×2048² went from 25 ms to 3 ms, with smaller limit errors; see sample_pass)
-    min_sample: int = 1 << 14  # sampled elements per group that propose brackets (at least)
+    # (measured: the approx sample of 32×2048² went from 25 ms to 5 ms, with smaller limit errors; see sample_pass)
+    min_sample: int = 1 << 14  # sampled elements per group that propose brackets (about this many at least)
     min_bracket_stride: int = 16  # groups too small for a sample this sparse skip the bracket step
-    approx_sample: int = 1 << 18  # sampled elements per group that propose approximate limits
-    approx_min_stride: int = 16  # at most this share of the data is sampled (smaller groups: exact limits)
+    approx_sample: int = 1 << 19  # about this many sampled elements per group propose approximate limits. With
+    # 2**18 the proof window of a limit of iid normal data lies 2.8 sigma of the estimate away, so a call with 21
+    # channels fails the proof (then the exact limits and a second conversion) about 1 time in 5 in theory, 1 in
+    # 12 seeded calls measured; 2**19 (1.45x for the smallest groups, whose step is 11) puts it at 3.4-3.9 sigma
+    approx_min_stride: int = 8  # at most this share of the data is sampled (smaller groups: exact limits)
     approx_tolerance: float = 0.9  # proved limit error, in grey levels of the proposed range (must stay below 1)
     max_approx_groups: int = 64  # more groups than this: approximate limits are the exact ones
     max_candidates: int = 1 << 23  # bracket members collected at most (32 MiB of float32)

@@ -23,6 +23,21 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks):
     nb = (run // period) * run_len + min(run_len, run % period)
     runs = (nb + run_len - 1) // run_len  # per outer position; the last may be partial
     sample = np.empty((n_groups, na * nb), dtype=x.dtype)
+    if run_len == 1:
+        # Single elements: an element loop (a one-element slice copy each is several times slower), the groups
+        # innermost, so that the groups of one outer position (a pixel's channels) are read together.
+        for c in prange(n_chunks):
+            begin, end = _chunk_bounds(na * nb, n_chunks, c, 1)
+            i, j = begin // nb, begin % nb
+            for k in range(begin, end):
+                first = i * step_a * n_groups * run + j * step_b
+                for g in range(n_groups):
+                    sample[g, k] = x[first + g * run]
+                j += 1
+                if j == nb:
+                    j = 0
+                    i += 1
+        return sample
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(na * runs, n_chunks, c, 1)
         for g in range(n_groups):

@@ -45,7 +45,7 @@ def estimates(source, percentiles: np.ndarray):
 
     if lay.groups > 1 and sample.size >= _PARALLEL_SELECTION:
         # NumPy's partition releases the GIL: the groups' selections run in threads (32 groups of 246 Ki
-        # elements: 16 ms in one thread).
+        # sampled elements took 16 ms in one thread).
         import concurrent.futures
 
         with concurrent.futures.ThreadPoolExecutor(_passes.n_parts()) as pool:

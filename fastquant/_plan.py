@@ -33,8 +33,9 @@ class Tuning:
     band_rows: int = 0  # rows per band of an image that `fastquant.convert` writes (0: from `max_memory`)
     sample_stride: int = 256  # about one element in this many (at most; 257: steps are primes) proposes brackets
     sample_run: int = 16  # approx samples are runs of this many consecutive inner elements, one run in a prime
-    # number of runs: one cache line of float32 in 17 is read where single elements at stride 16 touch every line
-    # (measured: the approx sample of 32×2048² went from 25 ms to 5 ms, with smaller limit errors; see sample_pass)
+    # number of runs (11 or more): one cache line of float32 in 11 or more is read, where single elements at stride
+    # 16 touched every line (measured at one in 17: the approx sample of 32×2048² went from 25 ms to 5 ms, with
+    # smaller limit errors; see sample_pass)
     min_sample: int = 1 << 14  # sampled elements per group that propose brackets (about this many at least)
     min_bracket_stride: int = 16  # groups too small for a sample this sparse skip the bracket step
     approx_sample: int = 1 << 19  # about this many sampled elements per group propose approximate limits. With

@@ -131,7 +131,7 @@ def order_statistics(source, quantiles: np.ndarray) -> OrderStatistics:
     # collect are 3 (and a misleading sample adds radix on top).
     few_reads = getattr(source, "few_reads", False) and lay.groups <= radix_batch(tun, blockwise=True)
     bracket = BracketSelection(source, quantiles, stats) if lay.bracket_stride(tun) else None
-    # There a bracket runs only where it counts and collects in one pass (ScanBlocks): the sample (a read of one
+    # On such a source a bracket runs only where it counts and collects in one pass (ScanBlocks): the sample (one
     # element in 257), then one read when the sample's brackets hold the ranks, as they do unless the sample
     # misleads (then radix's two passes follow).
     if bracket is not None and (bracket.fused or not few_reads):

@@ -427,8 +427,10 @@ class Sample(Pass):
 
     def inner_positions(self) -> np.ndarray:
         """The sampled inner positions b, increasing."""
-        b = np.arange(self.layout.inner)
-        return b[(b // self.run) % self.step_b == 0]
+        # Built run by run, not by filtering every inner position: the inner extent can be the whole array.
+        period = self.run * self.step_b
+        b = (np.arange(0, self.layout.inner, period)[:, None] + np.arange(self.run)[None, :]).reshape(-1)
+        return b[b < self.layout.inner]
 
     def create(self):
         na, nb = self.shape

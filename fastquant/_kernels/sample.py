@@ -23,6 +23,21 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks):
     nb = (run // period) * run_len + min(run_len, run % period)
     runs = (nb + run_len - 1) // run_len  # per outer position; the last may be partial
     sample = np.empty((n_groups, na * nb), dtype=x.dtype)
+    if run_len == 1 and run >= 16:
+        # Single elements of long inner extents (planes, rows): group by group, each read in increasing order. With
+        # the groups innermost, one sampled position of 256 planes of 2**18 was 256 reads 1 MiB apart (a TLB miss
+        # each): 49 ms for N x C x H x W 16 x 16 x 512², against 11 ms so.
+        for c in prange(n_chunks):
+            begin, end = _chunk_bounds(na * nb, n_chunks, c, 1)
+            for g in range(n_groups):
+                i, j = begin // nb, begin % nb
+                for k in range(begin, end):
+                    sample[g, k] = x[(i * step_a * n_groups + g) * run + j * step_b]
+                    j += 1
+                    if j == nb:
+                        j = 0
+                        i += 1
+        return sample
     if run_len == 1:
         # Single elements: an element loop (a one-element slice copy each is several times slower), the groups
         # innermost, so that the groups of one outer position (a pixel's channels) are read together.

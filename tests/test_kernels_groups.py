@@ -183,3 +183,36 @@ def test_convert_rows_matches_reference(dtype, layout, ranges, nan):
     shape = (1, g, 1)
     expected = reference.quantize(x.reshape(a, g, b), lo.reshape(shape), hi.reshape(shape), nan)
     assert np.array_equal(out.reshape(a, g, b), expected)
+
+
+# --- selection in many segments at once (samples of groups, bracket members) -----------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["normal", "ties", "zeros"])
+def test_compact_and_select_segments_match_sorting(dtype, kind):
+    rng = np.random.default_rng([60, np.dtype(dtype).itemsize, len(kind)])
+    # lengths: empty, tiny, below the bracketed size, the bracketed size, the counted size and above
+    lengths = np.array([0, 1, 2, 17, groups._BRACKET_FROM - 1, groups._BRACKET_FROM, groups._COUNTED_FROM, 40_000])
+    values = _data(rng, int(lengths.sum()), dtype, kind)
+    original = values.copy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    counts = groups.compact_segments(values, starts, lengths, 2)
+    ranks = np.zeros((lengths.size, 5), dtype=np.int64)
+    expected = []
+    for s, (start, n) in enumerate(zip(starts, lengths, strict=True)):
+        segment = original[start : start + n]
+        finite = np.sort(segment[np.isfinite(segment)])
+        assert counts[s] == finite.size
+        # compacted in place, in order
+        assert np.array_equal(values[start : start + counts[s]], segment[np.isfinite(segment)])
+        if finite.size:
+            ranks[s] = np.sort(rng.integers(0, finite.size, 5))
+            ranks[s, 1] = ranks[s, 0]  # a repeated rank
+        expected.append(finite[ranks[s]] if finite.size else np.full(5, np.nan))
+    found = groups.select_segments(values, starts, counts, ranks, 2)
+    assert _same(found, np.array(expected))
+    # the result does not depend on the part count
+    values2 = original.copy()
+    counts2 = groups.compact_segments(values2, starts, lengths, 1)
+    assert _same(groups.select_segments(values2, starts, counts2, ranks, 3), found)

@@ -173,10 +173,12 @@ def convert_config(scratch: Path, name: str, source: Path, output: Path, warmup:
         "warmup_input": str(warmup),
         "warmup_output": str(scratch / f"warm-{name}"),
         "suffix": suffix,
-        # every kernel on a tiny input: the Numba path at any size, approx limits sampled; whole images, then bands
+        # every kernel on a tiny input: the Numba path at any size, approx limits sampled; whole images, then bands;
+        # exact limits by the bracket (a sample of 64 suffices for it), as on the large input
         "warmup_tunings": [
             {"numba_min_size": 0, "approx_sample": 64},
             {"numba_min_size": 0, "approx_sample": 64, "band_rows": 16},
+            {"numba_min_size": 0, "approx_sample": 64, "min_sample": 64},
         ],
     }
 

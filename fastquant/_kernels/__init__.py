@@ -23,11 +23,13 @@ from .._jit import kernel_lock
 from .collect import collect_lanes, scan_runs
 from .convert import convert_count_lanes, convert_count_runs, convert_lanes, convert_runs
 from .count import count_lanes, count_runs
+from .groups import compact_segments, select_segments
 from .radix import radix_hist
 from .sample import strided_sample
 
 __all__ = [
     "collect_lanes",
+    "compact_segments",
     "convert_count_lanes",
     "convert_count_runs",
     "convert_lanes",
@@ -37,5 +39,6 @@ __all__ = [
     "kernel_lock",
     "radix_hist",
     "scan_runs",
+    "select_segments",
     "strided_sample",
 ]

@@ -544,6 +544,49 @@ def _select_in_cache(x, outer, groups, inner, quantiles, n_parts):
     return counts, prev, nxt
 
 
+@parallel
+def compact_segments(values, starts, lengths, n_parts):
+    """Move the finite values of each segment ``values[starts[s] : starts[s] + lengths[s]]`` to its front (in
+    place, order kept) and return their counts."""
+    n_seg = starts.size
+    counts = np.zeros(n_seg, dtype=np.int64)
+    for c in prange(n_parts):
+        first, last = _chunk_bounds(n_seg, n_parts, c, 1)
+        for s in range(first, last):
+            counts[s] = _keep_finite(values[starts[s] : starts[s] + lengths[s]])
+    return counts
+
+
+@parallel
+def select_segments(values, starts, lengths, ranks, n_parts):
+    """found[s, i] = the value of rank ranks[s, i] among the finite values ``values[starts[s] : starts[s] +
+    lengths[s]]`` (each segment is reordered), for ranks ascending along each row (repeats allowed) and below
+    the segment's length; a segment of length 0 gets NaN. The segments (samples of groups, bracket members of
+    many groups) are selected in parallel, each with the in-cache selection of the small-group path."""
+    n_seg, m = ranks.shape
+    found = np.full((n_seg, m), np.nan, dtype=values.dtype)
+    for c in prange(n_parts):
+        first, last = _chunk_bounds(n_seg, n_parts, c, 1)
+        ends = np.empty(m * 130 + 2, dtype=np.int64)
+        sample, mid, sub, sub_found = _scratch(m, values.dtype)
+        row = np.empty(m, dtype=values.dtype)
+        wanted = np.empty(m, dtype=np.int64)
+        for s in range(first, last):
+            n = lengths[s]
+            if n == 0:
+                continue
+            for i in range(m):
+                wanted[i] = ranks[s, i]
+            v = values[starts[s] : starts[s] + n]
+            if n >= _COUNTED_FROM:
+                _select_counted(v, n, wanted, m, row, ends, sample, mid, sub, sub_found)
+            else:
+                _select_ranks(v, n, wanted, m, row, ends, sample, mid, sub, sub_found)
+            for i in range(m):
+                found[s, i] = row[i]
+    return found
+
+
 # --- small groups, few extreme ranks: chains of the smallest and largest values, row by row ---------------------
 
 

@@ -48,17 +48,22 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
                         v = xs[j]
                         flags[j] |= np.uint8((v >= low_k[j]) & (v < high_k[j]))
             for w in range((xb.size + 7) // 8):
-                if words[w] == 0:
-                    continue
-                for i in range(8 * w, min(xb.size, 8 * w + 8)):
-                    if member[i]:
-                        v = xb[i]
-                        j = i % lanes
-                        g = lane_groups[j]
-                        for k in range(n_brackets):
-                            if v >= low[k, j] and v < high[k, j]:
-                                row[base[g, k] + pos[g, k]] = v
-                                pos[g, k] += 1
+                bits = words[w]  # only the flagged elements, lowest first (as in _gather_members)
+                while bits != 0:
+                    shift = trailing_zeros(bits) >> 3
+                    i = 8 * w + (shift if _LITTLE else 7 - shift)
+                    bits &= bits - np.uint64(1)
+                    if i >= xb.size:
+                        if _LITTLE:
+                            break
+                        continue
+                    v = xb[i]
+                    j = i % lanes
+                    g = lane_groups[j]
+                    for k in range(n_brackets):
+                        if v >= low[k, j] and v < high[k, j]:
+                            row[base[g, k] + pos[g, k]] = v
+                            pos[g, k] += 1
     for i in range(n_full, x.size):
         j = i - n_full
         g = lane_groups[j]

@@ -67,9 +67,13 @@ def exact_limits(source, dtype: np.dtype, vmin, vmax, percentiles):
         data_lo, data_hi = _passes.run(_passes.FiniteMinMax(groups), source)
         lo = data_lo if vmin is None else _group_limits(vmin, groups)
         hi = data_hi if vmax is None else _group_limits(vmax, groups)
-    hi = np.where(lo > hi, lo, hi)
+    # In place: every branch above made fresh arrays (a million groups: each temporary costs about a millisecond)
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    np.copyto(hi, lo, where=lo > hi)
     undefined = np.isnan(lo) | np.isnan(hi)  # no finite value to derive a limit from: both limits NaN
-    return np.where(undefined, np.nan, lo), np.where(undefined, np.nan, hi)
+    if undefined.any():
+        lo[undefined] = hi[undefined] = np.nan
+    return lo, hi
 
 
 def _group_limits(limit: np.ndarray, groups: int) -> np.ndarray:
@@ -112,9 +116,10 @@ def convert_pass(lo, hi, nan: int, levels_view, windows=None) -> _passes.Convert
     # A group whose limits are undefined (no finite data) maps entirely to `nan`; the kernels need finite limits,
     # so such groups get placeholder limits and are overwritten block by block.
     undefined = np.isnan(lo) | np.isnan(hi)
-    lo = np.where(undefined, 0.0, lo)
-    hi = np.where(undefined, 0.0, hi)
-    hi = np.where(hi == lo, lo, hi)  # equal limits (0.0 and -0.0 too) -> scale +inf, never -inf (kernels' rule)
+    lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)  # copies: the caller keeps its limits
+    if undefined.any():
+        lo[undefined] = hi[undefined] = 0.0
+    np.copyto(hi, lo, where=hi == lo)  # equal limits (0.0 and -0.0 too) -> scale +inf, never -inf (kernels' rule)
     factor, lo_scaled, scale = scale_terms(lo, hi)
     return _passes.Convert(lo, factor, lo_scaled, scale, float(nan), levels_view, undefined, windows)
 

@@ -37,7 +37,8 @@ def scale_terms(lo, hi):
         span = hi - lo
         plain = np.isfinite(span) & (span >= MIN_PLAIN_SPAN)
         if plain.all():  # every range ordinary: factor 1 (the same values as below, without the rescaling terms)
-            return np.ones_like(span), lo * 1.0, 255.0 / (hi * 1.0 - lo * 1.0)
+            # x * 1.0 is x exactly (-0.0 and inf included), so hi * 1.0 - lo * 1.0 is the span itself
+            return np.ones_like(span), lo * 1.0, 255.0 / span
         finite_positive = np.isfinite(span) & (span > 0)
         exponent = np.where(finite_positive, np.minimum(-np.frexp(span)[1], MAX_RESCALE_EXPONENT), OVERFLOW_EXPONENT)
         factor = np.where(plain | ~(span > 0), 1.0, np.ldexp(1.0, exponent))

@@ -8,10 +8,19 @@ import numpy as np
 from numba import prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .._jit import parallel, serial
+from .._jit import inline, parallel, serial
 from ._common import _chunk_bounds
 
 _LITTLE = sys.byteorder == "little"  # how the flag bytes sit in a word
+
+
+@inline
+def _lowest_flag(bits, w):
+    # Flags are bytes of 0 or 1 read as words of eight: byte b of word w is bit 8b (little-endian) or 8(7 - b).
+    # The element of the lowest set bit, and the word without it.
+    shift = trailing_zeros(bits) >> 3
+    return 8 * w + (shift if _LITTLE else 7 - shift), bits & (bits - np.uint64(1))
+
 
 # --- collecting bracket members --------------------------------------------------------------------------------
 
@@ -50,12 +59,8 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
             for w in range((xb.size + 7) // 8):
                 bits = words[w]  # only the flagged elements, lowest first (as in _gather_members)
                 while bits != 0:
-                    shift = trailing_zeros(bits) >> 3
-                    i = 8 * w + (shift if _LITTLE else 7 - shift)
-                    bits &= bits - np.uint64(1)
-                    if i >= xb.size:
-                        if _LITTLE:
-                            break
+                    i, bits = _lowest_flag(bits, w)
+                    if i >= xb.size:  # a stale flag past the block's end
                         continue
                     v = xb[i]
                     j = i % lanes
@@ -122,12 +127,8 @@ def _gather_members(x, member, words, flagged, thresholds, row, base, cap, writt
         w = flagged[f]
         bits = words[w]  # flags are 0 or 1: byte b of the word is bit 8b (little-endian) or 8(7 - b)
         while bits != 0:
-            shift = trailing_zeros(bits) >> 3
-            i = 8 * w + (shift if _LITTLE else 7 - shift)
-            bits &= bits - np.uint64(1)
-            if i >= x.size:
-                if _LITTLE:
-                    break
+            i, bits = _lowest_flag(bits, w)
+            if i >= x.size:  # a stale flag past the piece's end
                 continue
             v = x[i]
             for j in range(1, thresholds.size // 2):

@@ -91,9 +91,8 @@ def select(values: np.ndarray, ranks: list[int]) -> list:
 def select_segments(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, ranks: list[list[int]]) -> list:
     """For each segment ``values[starts[s] : starts[s] + lengths[s]]`` of finite values, the values of ranks[s]
     (sorted, each below its length) in sorted order, as :func:`select` gives them (an array each); reorders the
-    segments. One
-    parallel kernel call for all of them (the samples of many groups, the bracket members of many regions), where
-    :func:`select` is one NumPy call per rank, in one thread."""
+    segments. One parallel kernel call for all of them (the samples of many groups, the bracket members of many
+    regions), where :func:`select` is one NumPy call per rank, in one thread."""
     width = max((len(r) for r in ranks), default=0)
     if width == 0:
         return [[] for _ in ranks]

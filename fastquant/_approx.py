@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _passes
 from ._plan import current, note
-from ._select import compact_segments, interpolate, interpolation_plan, needed_ranks, select_segments
+from ._select import compact_rows, interpolate, interpolation_plan, needed_ranks, select_segments
 
 
 def estimates(source, percentiles: np.ndarray):
@@ -36,10 +36,7 @@ def estimates(source, percentiles: np.ndarray):
     # (small groups), the estimates are the exact limits and so is the result. The sample is scratch: its finite
     # values are compacted in place and selected there, all groups in one parallel call (NumPy's partition, one
     # group per thread, took 63 ms for 21 groups of 2**19).
-    flat = sample.reshape(-1)
-    width = sample.shape[1]
-    starts = np.arange(lay.groups, dtype=np.int64) * width
-    finite = compact_segments(flat, starts, np.full(lay.groups, width))
+    flat, starts, finite = compact_rows(np.ascontiguousarray(sample))
     if (finite < 2).any():
         return None
     ranks = [needed_ranks(int(n), quantiles) for n in finite]

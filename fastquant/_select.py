@@ -109,13 +109,16 @@ def select_segments(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     return [row[: len(r)] for row, r in zip(found, ranks, strict=True)]  # row views (numpy scalars, as select)
 
 
-def compact_segments(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Move each segment's finite values to its front (in place); their counts."""
+def compact_rows(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Move each row's finite values to its front, in place (a C-contiguous (G, m) sample is scratch): the flat
+    sample, each row's start in it, and each row's finite count, ready for :func:`select_segments`."""
+    groups, width = sample.shape
+    flat = sample.reshape(-1)
+    starts = np.arange(groups, dtype=np.int64) * width
     k = _passes.kernels()
     with k.kernel_lock():
-        return k.compact_segments(
-            values, np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64), _passes.n_parts()
-        )
+        finite = k.compact_segments(flat, starts, np.full(groups, width, dtype=np.int64), _passes.n_parts())
+    return flat, starts, finite
 
 
 def select_in_each(requests: list[tuple[np.ndarray, list[int]]]) -> list[list]:
@@ -536,11 +539,8 @@ def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype,
     lowest, highest = np.finfo(dtype).min, dtype.type(np.inf)
     # Every group's finite sampled values compacted in place (the sample is scratch), then all the groups' span
     # ends selected in one parallel call.
-    sample = np.ascontiguousarray(sample)
-    groups, width = sample.shape
-    flat = sample.reshape(-1)
-    starts = np.arange(groups, dtype=np.int64) * width
-    finite = compact_segments(flat, starts, np.full(groups, width))
+    groups = sample.shape[0]
+    flat, starts, finite = compact_rows(np.ascontiguousarray(sample))
     spans_of, kth_of = [], []
     for g in range(groups):
         m = int(finite[g])

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _numpy_path, _validate
+from . import _colormaps, _numpy_path, _validate
 from ._plan import make_plan
 from ._source import block_elements, storage_chunks
 
@@ -236,3 +236,98 @@ def _grouped(vmin, vmax, percentiles) -> bool:
     if percentiles is not None or (vmin is None) != (vmax is None):
         return True
     return any(v is not None and v.size > 1 and not (v == v.reshape(-1)[0]).all() for v in (vmin, vmax))
+
+
+def colorize(
+    x: ArrayLike,
+    cmap="viridis",
+    vmin: ArrayLike | None = None,
+    vmax: ArrayLike | None = None,
+    *,
+    percentiles: tuple[float, float] | None = None,
+    axis: Axis = None,
+    method: Method = "approx",
+    nan=(0, 0, 0),
+    compat: Literal["matplotlib"] | None = None,
+    out: NDArray[np.uint8] | None = None,
+    max_memory: int | str = DEFAULT_MEMORY,
+) -> NDArray[np.uint8]:
+    """Map a float (or integer/bool) array to RGB or RGBA colours through a colormap.
+
+    The colour of an element is ``table[level]``, where ``level`` is the grey level :func:`to_uint8` gives it
+    with the same limits (so ``colorize(x, "gray")`` equals ``to_uint8(x)`` in every channel), and ``table`` the
+    colormap's 256 colours rounded to bytes. Made in the same pass as the levels, with no temporary the size
+    of the input.
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`to_uint8`.
+    cmap : str, array_like or colormap object
+        A shipped colormap: ``"gray"``, ``"viridis"``, ``"magma"``, ``"inferno"``, ``"plasma"``, ``"cividis"``,
+        ``"turbo"``, ``"RdBu"`` (diverging) or ``"voc"`` (the PASCAL VOC label colours); a (256, 3) or (256, 4)
+        table, uint8 or floats in [0, 1]; a matplotlib ``Colormap`` with 256 colours, or a ``cmap`` package
+        ``Colormap`` (used through their own methods; neither package is imported). An object whose colours are
+        all opaque gives RGB.
+    vmin, vmax, percentiles, axis, method, max_memory
+        The limits, as for :func:`to_uint8`.
+    nan : tuple of int
+        Colour of NaN elements, and of every element of a slice without finite values when limits are
+        data-derived: 3 ints (RGB) or 4 (RGBA) in 0..255.
+    compat : {None, "matplotlib"}
+        ``"matplotlib"``: the same bytes as ``matplotlib.colormaps[cmap](Normalize(lo, hi)(x),
+        bytes=True)[..., :3]`` with the limits ``(lo, hi) = limits(x, ...)``: matplotlib's index
+        ``floor(t * 256)`` computed in the data's float type, and its truncated colour bytes. It runs matplotlib's
+        arithmetic in NumPy, slab by slab (not the fused pass).
+    out : numpy.ndarray or array-like, optional
+        uint8 array of shape ``x.shape + (C,)`` to write into.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 of shape ``x.shape + (3,)``, or ``x.shape + (4,)`` exactly when `nan` has 4 components or the
+        colormap has alpha (the other side is then opaque: alpha 255). Never decided by the data.
+
+    Raises
+    ------
+    TypeError
+        As for :func:`to_uint8`; a `cmap` or `nan` of a type not accepted.
+    ValueError
+        As for :func:`to_uint8`; an unknown colormap name or `compat`, a table of the wrong shape or range,
+        `nan` with other than 3 or 4 components or outside 0..255, `out` of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np, fastquant
+    >>> fastquant.colorize(np.array([0.0, 0.5, 1.0, np.nan]), "viridis").tolist()
+    [[68, 1, 84], [33, 145, 140], [253, 231, 37], [0, 0, 0]]
+    """
+    x = _validate.data(x)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
+    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
+    _validate.check_method(method)
+    table = _colormaps.lookup_table(_colormaps.colour_table(cmap, compat), _colormaps.check_nan_colour(nan))
+    shape = tuple(x.shape) + (table.shape[1],)
+    _validate.check_out(out, shape, "the input's shape plus (3,) or (4,)")
+    max_memory = _validate.check_memory(max_memory)
+    from . import _colour
+
+    if compat is not None:
+        lo, hi = limits(x, vmin, vmax, percentiles=percentiles, axis=axes, method=method, max_memory=max_memory)
+        return _colour.colours_matplotlib(x, lo, hi, table, out)
+    plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
+    blockwise = not isinstance(x, np.ndarray) or (out is not None and not isinstance(out, np.ndarray))
+    if plan.path == "numpy":
+        colours = _colour.colours_numpy(np.asarray(x[...]), vmin, vmax, percentiles, axes, table, None)
+        if out is None:
+            return colours
+        out[...] = colours
+        return out
+    from . import _engine
+
+    if blockwise:
+        return _engine.to_uint8_blocks(
+            x, plan, block_elements(x.dtype, max_memory), storage_chunks(x), vmin, vmax, percentiles, method, 0, out,
+            table,
+        )  # fmt: skip
+    return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, 0, out, table)

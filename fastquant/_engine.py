@@ -14,17 +14,24 @@ from ._plan import Plan, note
 from ._source import ArraySource, ChunkedSource, block_shape
 
 
-def to_uint8(x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str, nan: int, out: np.ndarray | None):
+def to_uint8(
+    x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str, nan: int, out: np.ndarray | None, lut=None
+):
     """to_uint8 for validated arguments. An `out` that shares memory with `x` is written once, at the end, from
-    a staged output: the limits and a failed approx proof re-read the input."""
+    a staged output: the limits and a failed approx proof re-read the input.
+
+    With a (257, C) colour table `lut` (see :class:`fastquant._passes.Convert`) the output has a trailing axis of
+    C and holds the colours of the levels, made in the same pass (`nan` is then unused).
+    """
     source = ArraySource(x, plan)
     # may_share_memory: a bounds test (exact overlap tests can take exponential time); at worst one extra copy
     staged = out is not None and np.may_share_memory(out, x)
-    target = np.empty(x.shape, dtype=np.uint8) if out is None or staged else out
-    levels_view = target.transpose(plan.perm)
+    shape = x.shape if lut is None else x.shape + (lut.shape[1],)
+    target = np.empty(shape, dtype=np.uint8) if out is None or staged else out
+    levels_view = target.transpose(plan.perm if lut is None else tuple(plan.perm) + (x.ndim,))
     levels_with_limits(
         source, x.dtype, vmin, vmax, percentiles, method, nan,
-        lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows),
+        lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows, lut),
     )  # fmt: skip
     if staged:
         out[...] = target
@@ -82,18 +89,21 @@ def _group_limits(limit: np.ndarray, groups: int) -> np.ndarray:
     return np.full(groups, flat[0]) if flat.size == 1 else flat.copy()
 
 
-def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None):
-    """The conversion pass (with the approx proof counts when `windows` is given)."""
-    return _passes.run(convert_pass(lo, hi, nan, levels_view, windows), source)
+def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None, lut=None):
+    """The conversion pass (with the approx proof counts when `windows` is given; colours with `lut`)."""
+    return _passes.run(convert_pass(lo, hi, nan, levels_view, windows, lut), source)
 
 
-def convert_blocks(source, lo, hi, nan: int, emit, windows=None, indexes=None):
-    """The conversion pass over a block source, each block's levels (logical order) handed to
-    ``emit(index, levels)`` as soon as they are made, instead of written into one output array."""
-    pass_ = convert_pass(lo, hi, nan, None, windows)
+def convert_blocks(source, lo, hi, nan: int, emit, windows=None, indexes=None, lut=None):
+    """The conversion pass over a block source, each block's levels (logical order; colours on a trailing axis
+    with `lut`) handed to ``emit(index, levels)`` as soon as they are made, instead of written into one output
+    array."""
+    pass_ = convert_pass(lo, hi, nan, None, windows, lut)
     partial = pass_.create()
+    channels = () if lut is None else (lut.shape[1],)
     for block in source.blocks(indexes=indexes):
-        levels = np.empty(block.data.size, dtype=np.uint8).reshape(block_shape(block.index, source.geometry.shape))
+        shape = block_shape(block.index, source.geometry.shape) + channels
+        levels = np.empty(shape, dtype=np.uint8)
         pass_.out = _Window(block.index, levels)
         pass_.append(partial, block)
         emit(block.index, levels)
@@ -111,8 +121,8 @@ class _Window:
         return self.levels
 
 
-def convert_pass(lo, hi, nan: int, levels_view, windows=None) -> _passes.Convert:
-    """The Convert pass for per-group limits (NaN limits: the group maps to `nan`)."""
+def convert_pass(lo, hi, nan: int, levels_view, windows=None, lut=None) -> _passes.Convert:
+    """The Convert pass for per-group limits (NaN limits: the group maps to `nan`, or to ``lut[256]``)."""
     # A group whose limits are undefined (no finite data) maps entirely to `nan`; the kernels need finite limits,
     # so such groups get placeholder limits and are overwritten block by block.
     undefined = np.isnan(lo) | np.isnan(hi)
@@ -121,7 +131,8 @@ def convert_pass(lo, hi, nan: int, levels_view, windows=None) -> _passes.Convert
         lo[undefined] = hi[undefined] = 0.0
     np.copyto(hi, lo, where=hi == lo)  # equal limits (0.0 and -0.0 too) -> scale +inf, never -inf (kernels' rule)
     factor, lo_scaled, scale = scale_terms(lo, hi)
-    return _passes.Convert(lo, factor, lo_scaled, scale, float(nan), levels_view, undefined, windows)
+    nan_level = float(nan) if lut is None else 0.0  # colour: NaN is told apart by the kernels (lut[256])
+    return _passes.Convert(lo, factor, lo_scaled, scale, nan_level, levels_view, undefined, windows, lut)
 
 
 def levels_with_limits(source, dtype, vmin, vmax, percentiles, method: str, nan: int, write_all):
@@ -142,21 +153,24 @@ def levels_with_limits(source, dtype, vmin, vmax, percentiles, method: str, nan:
     return lo, hi
 
 
-def to_uint8_blocks(array, plan: Plan, block_elements: int, chunks, vmin, vmax, percentiles, method, nan, out):
+def to_uint8_blocks(
+    array, plan: Plan, block_elements: int, chunks, vmin, vmax, percentiles, method, nan, out, lut=None
+):
     """to_uint8 of an array-like read block by block (`out`: any array-like of its shape that takes
-    ``out[index] = levels``, or None for a new array)."""
+    ``out[index] = levels``, or None for a new array); colours on a trailing axis with `lut`."""
     source = ChunkedSource(array, plan, block_elements, chunks)
-    target = np.empty(array.shape, dtype=np.uint8) if out is None else out
-    inverse = tuple(np.argsort(plan.perm).tolist())
+    shape = tuple(array.shape) + (() if lut is None else (lut.shape[1],))
+    target = np.empty(shape, dtype=np.uint8) if out is None else out
+    inverse = tuple(np.argsort(plan.perm).tolist()) + (() if lut is None else (len(plan.perm),))
 
     def emit(index, levels):
-        physical = [slice(None)] * len(index)
+        physical = [slice(None)] * len(target.shape)
         for k, p in enumerate(plan.perm):
             physical[p] = index[k]
         target[tuple(physical)] = levels.transpose(inverse)
 
     def write_all(lo, hi, windows):
-        return convert_blocks(source, lo, hi, nan, emit, windows)
+        return convert_blocks(source, lo, hi, nan, emit, windows, lut=lut)
 
     levels_with_limits(source, np.dtype(array.dtype), vmin, vmax, percentiles, method, nan, write_all)
     return target

@@ -45,3 +45,32 @@ def scale_terms(lo, hi):
         lo_scaled = lo * factor
         scale = 255.0 / (hi * factor - lo_scaled)
     return factor, lo_scaled, scale
+
+
+def matplotlib_index(x: np.ndarray, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """(index, bad) of matplotlib's ``cmap(Normalize(lo, hi)(x))``, step for step, for limits `lo` and `hi`
+    that broadcast against `x` (float64; one value per slice).
+
+    matplotlib >= 3.8 (``Normalize.__call__``, ``Colormap._get_rgba_and_mask``) computes ``t`` in the data's
+    float type (float16/32/64 kept; bool and integers of up to 2 bytes as float32, wider ones as float64):
+    ``t -= vmin; t /= vmax - vmin`` with float64 limits (the arithmetic in float64, rounded to the data's type),
+    or ``t = 0`` everywhere, NaN included, when ``vmin == vmax``. Then ``t *= 256``, with 256 itself moved to
+    255; below 0 is "under" (colour 0), 256 and above "over" (255), NaN "bad"; the rest truncates to int.
+    Returns int64 indexes in 0..255 (0 where bad) and the bad mask.
+    """
+    dtype = x.dtype if x.dtype.kind == "f" else np.promote_types(x.dtype, np.float32)
+    t = np.array(x, dtype=dtype.newbyteorder("="))  # a copy, as matplotlib's process_value makes
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        t -= lo
+        t /= hi - lo
+        t = np.where(lo == hi, t.dtype.type(0), t)
+        t *= 256
+    t[t == 256] = 255
+    bad = np.isnan(t)
+    index = np.zeros(t.shape, dtype=np.int64)
+    ordinary = (t >= 0) & (t < 256)
+    index[ordinary] = t[ordinary].astype(np.int64)
+    index[t >= 256] = 255
+    return index, bad

@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from ._plan import Layout, current
+from ._plan import Layout, current, note
 from ._source import Block
 
 RADIX_BITS = 16  # bits per radix digit
@@ -566,10 +566,22 @@ class GroupSort(Pass):
 # --- conversion -----------------------------------------------------------------------------------------------
 
 
+def packed_colours(table: np.ndarray) -> np.ndarray:
+    """The kernels' form of a (257, C) uint8 colour table: (257,) uint32, the C bytes of each row little-endian
+    (byte c of the word is channel c), as the kernels store whole words."""
+    padded = np.zeros((table.shape[0], 4), dtype=np.uint8)
+    padded[:, : table.shape[1]] = table
+    return padded.view("<u4").reshape(-1).astype(np.uint32)
+
+
 @dataclasses.dataclass
 class Convert(Pass):
     """Write the levels of every block into `out` (the output in logical axis order); with `windows` (G, 4
-    edges), also count per group the finite values and the values below each edge: (G, 5)."""
+    edges), also count per group the finite values and the values below each edge: (G, 5).
+
+    With a colour table `lut` ((257, C) uint8: row k the colour of level k, row 256 the colour of NaN and of
+    undefined groups), `out` has a trailing axis of C and receives colours instead of levels, in the same pass.
+    """
 
     lo: np.ndarray  # (G,) finite limits per group
     factor: np.ndarray
@@ -579,6 +591,7 @@ class Convert(Pass):
     out: np.ndarray
     undefined: np.ndarray  # (G,) bool: groups whose every element becomes nan_level
     windows: np.ndarray | None = None
+    lut: np.ndarray | None = None
 
     def create(self):
         return None if self.windows is None else np.zeros((self.lo.size, 5), dtype=np.int64)
@@ -589,21 +602,28 @@ class Convert(Pass):
         params = [block.take(p) for p in (self.lo, self.factor, self.lo_scaled, self.scale)]
         dest_view = self.out[block.index]
         in_place = dest_view.flags.c_contiguous
-        dest = dest_view.reshape(-1) if in_place else np.empty(block.data.size, dtype=np.uint8)
+        per_element = (block.data.size,) if self.lut is None else (block.data.size, self.lut.shape[1])
+        dest = dest_view.reshape(per_element) if in_place else np.empty(per_element, dtype=np.uint8)
+        lut = None if self.lut is None else packed_colours(self.lut)
         parts = n_parts()
         lanes = lay.lane_count(tun)
         largest = np.finfo(block.data.dtype).max
+        if self.windows is not None:
+            kernel = "count_lanes" if lanes else "count_runs"
+        else:
+            kernel = "lanes" if lanes else "rows" if lay.inner < ROW_RUNS else "runs"
+        note("convert", kernel=kernel, colour=lut is not None)
         with k.kernel_lock():
             if lanes:
                 lane_groups = lay.lane_groups(lanes)
                 lane_params = [p[lane_groups] for p in params]
                 if self.windows is None:
-                    k.convert_lanes(block.data, dest, *lane_params, self.nan_level, parts)
+                    k.convert_lanes(block.data, dest, *lane_params, self.nan_level, parts, lut)
                 else:
                     windows = np.ascontiguousarray(self.windows[ids][lane_groups].T)  # (4, L)
                     part = k.convert_count_lanes(
                         block.data, dest, *lane_params, self.nan_level, largest, windows, parts,
-                        max(1, tun.convert_block // lanes) * lanes,
+                        max(1, tun.convert_block // lanes) * lanes, lut,
                     )  # fmt: skip
                     local = np.zeros((lay.groups, 5), dtype=np.int64)
                     np.add.at(local, lane_groups, part.sum(axis=0).T)
@@ -612,18 +632,19 @@ class Convert(Pass):
                 from ._kernels import groups as group_kernels
 
                 group_kernels.convert_rows(
-                    block.data, dest, lay.outer, lay.groups, lay.inner, *params, self.nan_level, parts
+                    block.data, dest, lay.outer, lay.groups, lay.inner, *params, self.nan_level, parts, lut
                 )
             elif self.windows is None:
-                k.convert_runs(block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, parts)
+                k.convert_runs(block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, parts, lut)
             else:
                 partial[ids] += k.convert_count_runs(
                     block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, largest,
-                    np.ascontiguousarray(self.windows[ids]), parts, tun.convert_block,
+                    np.ascontiguousarray(self.windows[ids]), parts, tun.convert_block, lut,
                 ).sum(axis=0)  # fmt: skip
         undefined = block.take(self.undefined)
         if undefined.any():
-            dest.reshape(lay.outer, lay.groups, lay.inner)[:, undefined, :] = np.uint8(self.nan_level)
+            fill = np.uint8(self.nan_level) if lut is None else self.lut[256]
+            dest.reshape(lay.outer, lay.groups, lay.inner, -1)[:, undefined, :] = fill
         if not in_place:
             dest_view[...] = dest.reshape(dest_view.shape)
 

@@ -248,7 +248,7 @@ def check_nan(nan) -> int:
     return value
 
 
-def check_out(out, shape: tuple[int, ...]):
+def check_out(out, shape: tuple[int, ...], accepted: str = "the input's shape"):
     if out is None:
         return None
     if not isinstance(out, np.ndarray):
@@ -260,12 +260,12 @@ def check_out(out, shape: tuple[int, ...]):
         if np.dtype(out.dtype) != np.uint8:
             raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
         if tuple(out.shape) != tuple(shape):
-            raise ValueError(f"out has shape {tuple(out.shape)}; accepted: the input's shape {tuple(shape)}")
+            raise ValueError(f"out has shape {tuple(out.shape)}; accepted: {accepted} {tuple(shape)}")
         return out
     if out.dtype != np.uint8:
         raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
     if out.shape != tuple(shape):
-        raise ValueError(f"out has shape {out.shape}; accepted: the input's shape {tuple(shape)}")
+        raise ValueError(f"out has shape {out.shape}; accepted: {accepted} {tuple(shape)}")
     if not out.flags.writeable:
         raise ValueError("out is read-only; accepted: a writeable uint8 array")
     return out

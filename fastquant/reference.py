@@ -30,14 +30,23 @@ to_uint8(x, vmin, vmax, percentiles, axis, nan)
 limits(x, vmin, vmax, percentiles, axis)
     ``vmin``/``vmax``: scalars, or arrays that broadcast to the limits' keepdims shape (or to the kept axes).
     Given only one, the other is the slice's finite minimum or maximum (matplotlib); if then lo > hi, hi = lo.
+
+colorize(x, cmap, vmin, vmax, percentiles, axis, nan, compat)
+    ``table[level]``, where ``level`` is :func:`to_uint8`'s level with the same limits and ``table`` the
+    colormap's 256 colours as bytes (``rint(float_table * 255)`` for the shipped maps); NaN elements, and every
+    element of a slice whose limits are undefined, get the colour `nan`. Output ``x.shape + (C,)``, C = 4 when
+    the colormap or `nan` has alpha (the other side is then opaque), else 3. With ``compat="matplotlib"`` the
+    index is matplotlib's (:func:`fastquant._levels.matplotlib_index`: ``floor(t * 256)`` in the data's float
+    type, clamped, under/over/bad) and the table matplotlib's truncated ``(float_table * 255).astype(uint8)``,
+    so the colours equal ``matplotlib.colormaps[name](Normalize(lo, hi)(x), bytes=True)[..., :3]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _validate
-from ._levels import scale_terms
+from . import _colormaps, _validate
+from ._levels import matplotlib_index, scale_terms
 
 
 def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
@@ -141,3 +150,37 @@ def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int) -> np.ndar
     levels = np.where(values <= lo, 0.0, np.where(values >= hi, 255.0, scaled))
     levels = np.where(np.isnan(values) | np.isnan(lo) | np.isnan(hi), nan, levels)
     return levels.astype(np.uint8, order="C")
+
+
+def colorize(
+    x,
+    cmap="viridis",
+    vmin=None,
+    vmax=None,
+    *,
+    percentiles=None,
+    axis=None,
+    method: str = "approx",
+    nan=(0, 0, 0),
+    compat: str | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Colours of `x` through a colormap (see the module docstring). `method` has a single (exact) answer here."""
+    x = _validate.real_array(x)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
+    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
+    _validate.check_method(method)
+    table = _colormaps.lookup_table(_colormaps.colour_table(cmap, compat), _colormaps.check_nan_colour(nan))
+    out = _validate.check_out(out, x.shape + (table.shape[1],), "the input's shape plus (3,) or (4,)")
+
+    lo, hi = _limits(x, vmin, vmax, percentiles, axes)
+    if compat is None:
+        index = quantize(x, lo, hi, 0).astype(np.int64)
+        bad = (np.isnan(x) if x.dtype.kind == "f" else np.zeros(x.shape, dtype=bool)) | np.isnan(lo) | np.isnan(hi)
+    else:
+        index, bad = matplotlib_index(x, lo, hi)
+    colours = table[np.where(bad, 256, index)]
+    if out is None:
+        return colours
+    out[...] = colours
+    return out

@@ -6,7 +6,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .._jit import inline, serial
 
@@ -75,3 +75,96 @@ def _level_clamped_nan(v, lo, scale, nan_level):
 @serial
 def _group_at(flat, n_groups, run):
     return (flat // run) % n_groups, flat % run
+
+
+# --- colour: levels to colours ----------------------------------------------------------------------------------
+# A colour table is (257,) uint32: entry k holds the colour of level k as little-endian bytes (R | G << 8 | B << 16
+# | A << 24), entry 256 the colour of NaN. Colour output is (n, C) uint8 with C = 3 or 4. The grey kernels take
+# `lut=None`; the overloads below are resolved when a kernel is typed, so a None table compiles to the grey code.
+
+PAINT_BLOCK = 1024  # elements whose levels are made in a scratch buffer (in L1) and then painted
+
+
+@inline
+def _paint(x, levels, out, lut):
+    # out[j] = colour of levels[j] (NaN x[j]: entry 256). Three elements' bytes make... four elements make three
+    # 32-bit words for RGB (three byte stores each were twice as slow), one word each for RGBA.
+    m = x.size
+    flat = out.reshape(-1)
+    if out.shape[1] == 4:
+        words = flat.view(np.uint32)
+        for j in range(m):
+            words[j] = lut[np.int64(levels[j]) + 256 * np.int64(x[j] != x[j])]
+        return
+    quads = m // 4
+    words = flat[: 12 * quads].view(np.uint32)
+    for q in range(quads):
+        j = 4 * q
+        a0 = lut[np.int64(levels[j]) + 256 * np.int64(x[j] != x[j])]
+        a1 = lut[np.int64(levels[j + 1]) + 256 * np.int64(x[j + 1] != x[j + 1])]
+        a2 = lut[np.int64(levels[j + 2]) + 256 * np.int64(x[j + 2] != x[j + 2])]
+        a3 = lut[np.int64(levels[j + 3]) + 256 * np.int64(x[j + 3] != x[j + 3])]
+        words[3 * q] = a0 | (a1 << np.uint32(24))
+        words[3 * q + 1] = (a1 >> np.uint32(8)) | (a2 << np.uint32(16))
+        words[3 * q + 2] = (a2 >> np.uint32(16)) | (a3 << np.uint32(8))
+    for j in range(4 * quads, m):
+        _store_colour(out, j, levels[j], x[j], lut)
+
+
+@inline
+def _store_colour(out, i, level, v, lut):
+    word = lut[np.int64(level) + 256 * np.int64(v != v)]
+    for c in range(out.shape[1]):
+        out[i, c] = np.uint8((word >> np.uint32(8 * c)) & np.uint32(255))
+
+
+def _grey(lut):
+    return isinstance(lut, (types.NoneType, types.Omitted))
+
+
+def put_level(out, i, level, v, lut):
+    """out[i] = level, or with a colour table the colour of `level` (of NaN where v is NaN): for scalar tails."""
+
+
+@overload(put_level, inline="always")
+def _put_level(out, i, level, v, lut):
+    if _grey(lut):
+
+        def store_level(out, i, level, v, lut):
+            out[i] = level
+
+        return store_level
+    return lambda out, i, level, v, lut: _store_colour(out, i, level, v, lut)
+
+
+def level_target(out, scratch, begin, end, lut):
+    """Where a block's levels go: out[begin:end] (grey), or the scratch buffer (colour; then paint them)."""
+
+
+@overload(level_target, inline="always")
+def _level_target(out, scratch, begin, end, lut):
+    if _grey(lut):
+        return lambda out, scratch, begin, end, lut: out[begin:end]
+    return lambda out, scratch, begin, end, lut: scratch[: end - begin]
+
+
+def paint(x, levels, out, lut):
+    """Nothing (grey: the levels are the output), or out = the colours of the levels (see _paint)."""
+
+
+@overload(paint, inline="always")
+def _paint_overload(x, levels, out, lut):
+    if _grey(lut):
+        return lambda x, levels, out, lut: None
+    return lambda x, levels, out, lut: _paint(x, levels, out, lut)
+
+
+def scratch_for(out, lut, size):
+    """A uint8 buffer of `size` for a block's levels (colour), or an empty view of out (grey: no allocation)."""
+
+
+@overload(scratch_for, inline="always")
+def _scratch_for(out, lut, size):
+    if _grey(lut):
+        return lambda out, lut, size: out[:0]
+    return lambda out, lut, size: np.empty(size, dtype=np.uint8)

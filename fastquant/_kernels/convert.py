@@ -10,7 +10,18 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._jit import inline, parallel, serial
-from ._common import _FLUSH_BLOCKS, _chunk_bounds, _level, _level_clamped, _level_clamped_nan
+from ._common import (
+    _FLUSH_BLOCKS,
+    PAINT_BLOCK,
+    _chunk_bounds,
+    _level,
+    _level_clamped,
+    _level_clamped_nan,
+    level_target,
+    paint,
+    put_level,
+    scratch_for,
+)
 
 _PREFETCH_AHEAD = 8192  # bytes between the data being converted and the data being prefetched
 _PREFETCH_BLOCK = 256  # elements converted after each group of prefetches (16 cache lines of float32)
@@ -47,11 +58,15 @@ def _prefetch_ahead(x, begin, end):
 
 
 @serial
-def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level):
+def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut):
+    # `lut`: None (out holds levels), or a colour table (see _common): each block's levels are painted.
+    scratch = scratch_for(out, lut, _PREFETCH_BLOCK)
     for begin in range(0, x.size, _PREFETCH_BLOCK):
         end = min(x.size, begin + _PREFETCH_BLOCK)
         _prefetch_ahead(x, begin, end)
-        _convert_block(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level)
+        levels = level_target(out, scratch, begin, end, lut)
+        _convert_block(x[begin:end], levels, lo, factor, lo_scaled, scale, nan_level)
+        paint(x[begin:end], levels, out[begin:end], lut)
 
 
 @inline
@@ -105,9 +120,27 @@ def _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary):
             dest[j] = _level(np.float64(xs[j]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
 
 
+@serial
+def _convert_lanes_to(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary, lut):
+    # _convert_lanes into out (grey), or block by block into a scratch buffer whose levels are painted (colour).
+    if lut is None:
+        _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary)
+        return
+    step = max(1, PAINT_BLOCK // lo.size) * lo.size
+    scratch = np.empty(step, dtype=np.uint8)
+    for begin in range(0, x.size, step):
+        end = min(x.size, begin + step)
+        _convert_lanes(x[begin:end], scratch[: end - begin], lo, factor, lo_scaled, scale, nan_level, ordinary)
+        paint(x[begin:end], scratch[: end - begin], out[begin:end], lut)
+
+
 @parallel
-def convert_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, n_chunks):
-    """out[i] = level of x[i] with the limits of its group; runs of `run` elements share a group."""
+def convert_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, n_chunks, lut=None):
+    """out[i] = level of x[i] with the limits of its group; runs of `run` elements share a group.
+
+    With a colour table `lut` ((257,) uint32, see ``_common``), out is (n, C) uint8 and receives the colour of
+    each level instead (of NaN where x is NaN); so for every conversion kernel.
+    """
     n = x.size
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
@@ -116,12 +149,12 @@ def convert_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run)
-            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level)
+            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut)
             i = stop
 
 
 @parallel
-def convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, n_chunks):
+def convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, n_chunks, lut=None):
     """Like convert_runs for a short repeating group pattern; lane params already rotated to x's start.
 
     x.size need not be a multiple of the lane count: the tail is done lane by lane.
@@ -131,10 +164,10 @@ def convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, n_chunks):
     ordinary = _ordinary(factor, scale)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
-        _convert_lanes(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level, ordinary)
+        _convert_lanes_to(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level, ordinary, lut)
     for i in range(n_full, x.size):
         j = i - n_full
-        out[i] = _level(np.float64(x[i]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
+        put_level(out, i, _level(np.float64(x[i]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level), x[i], lut)
 
 
 # --- conversion fused with counting (approximate limits proved in the same pass) ------------------------------
@@ -182,7 +215,7 @@ def _count_window_lanes(x, largest, windows, counts):
 
 @parallel
 def convert_count_runs(
-    x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block
+    x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block, lut=None
 ):
     """convert_runs fused with window counting: each cache-resident piece is converted, then counted.
 
@@ -197,14 +230,14 @@ def convert_count_runs(
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run, i + block)
-            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level)
+            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut)
             _count_window_run(x[i:stop], largest, windows[g], counts[c, g])
             i = stop
     return counts
 
 
 @parallel
-def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block):
+def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block, lut=None):
     """convert_lanes fused with window counting per lane (parameters and windows (4, L) rotated to x's start).
 
     Returns counts[c, :, j] = (#finite, #{x < edge} for each edge) of lane j over chunk c.
@@ -218,7 +251,7 @@ def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest
         acc = np.zeros((5, lanes), dtype=np.int32)
         for b in range(begin, end, block):
             e = min(end, b + block)
-            _convert_lanes(x[b:e], out[b:e], lo, factor, lo_scaled, scale, nan_level, ordinary)
+            _convert_lanes_to(x[b:e], out[b:e], lo, factor, lo_scaled, scale, nan_level, ordinary, lut)
             _count_window_lanes(x[b:e], largest, windows, acc)
             if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or e >= end:
                 counts[c] += acc
@@ -226,7 +259,7 @@ def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest
     for i in range(n_full, x.size):
         j = i - n_full
         v = x[i]
-        out[i] = _level(np.float64(v), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
+        put_level(out, i, _level(np.float64(v), lo[j], factor[j], lo_scaled[j], scale[j], nan_level), v, lut)
         counts[0, 0, j] += abs(v) <= largest
         for t in range(4):
             counts[0, 1 + t, j] += v < windows[t, j]

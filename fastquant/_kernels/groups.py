@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import inline, parallel, serial
-from ._common import _chunk_bounds, _level, _level_clamped, _level_clamped_nan
+from ._common import PAINT_BLOCK, _chunk_bounds, _level, _level_clamped, _level_clamped_nan, paint
 
 _ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _TILE = 1 << 17  # values of the per-part selection buffer (512 KiB of float32): groups up to this size are in cache
@@ -1035,6 +1035,20 @@ def _convert_row(row, dest, lo, factor, lo_scaled, scale, nan_level, mode):
 
 
 @serial
+def _convert_row_to(row, dest, lo, factor, lo_scaled, scale, nan_level, mode, lut):
+    # _convert_row into dest (grey), or piece by piece into a scratch buffer whose levels are painted (colour).
+    if lut is None:
+        _convert_row(row, dest, lo, factor, lo_scaled, scale, nan_level, mode)
+        return
+    scratch = np.empty(PAINT_BLOCK, dtype=np.uint8)
+    for b in range(0, row.size, PAINT_BLOCK):
+        e = min(row.size, b + PAINT_BLOCK)
+        levels = scratch[: e - b]
+        _convert_row(row[b:e], levels, lo[b:e], factor[b:e], lo_scaled[b:e], scale[b:e], nan_level, mode)
+        paint(row[b:e], levels, dest[b:e], lut)
+
+
+@serial
 def _expand(values, inner):
     # Per-group parameters repeated inner times: one entry per element of a row of G * inner.
     out = np.empty(values.size * inner, dtype=np.float64)
@@ -1044,7 +1058,7 @@ def _expand(values, inner):
 
 
 @parallel
-def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan_level, n_parts):
+def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan_level, n_parts, lut=None):
     """out[i] = level of x[i] with the parameters of its group, row by row of G * inner elements.
 
     Every group ordinary (factor 1, finite positive scale) takes the clamped level (mode 0, or 1 with a nonzero
@@ -1070,7 +1084,7 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
             for a in range(a0, a1):
                 row = x[a * period : (a + 1) * period]
                 dest = out[a * period : (a + 1) * period]
-                _convert_row(row, dest, lo_r, factor_r, lo_scaled_r, scale_r, nan_level, mode)
+                _convert_row_to(row, dest, lo_r, factor_r, lo_scaled_r, scale_r, nan_level, mode, lut)
         return
     # Long rows (a million groups per row): tiles of the row, each over every row, so that a tile's parameters
     # stay in cache instead of streaming all the parameters once per row.
@@ -1081,7 +1095,7 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
             b0, b1 = t * _ROW_TILE, min(period, (t + 1) * _ROW_TILE)
             for a in range(outer):
                 base = a * period
-                _convert_row(
+                _convert_row_to(
                     x[base + b0 : base + b1], out[base + b0 : base + b1], lo_r[b0:b1], factor_r[b0:b1],
-                    lo_scaled_r[b0:b1], scale_r[b0:b1], nan_level, mode,
+                    lo_scaled_r[b0:b1], scale_r[b0:b1], nan_level, mode, lut,
                 )  # fmt: skip

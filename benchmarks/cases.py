@@ -635,10 +635,74 @@ def convert_cases(p: Profile) -> tuple[list[Case], list[Target]]:
     return cases, targets
 
 
+@functools.lru_cache(maxsize=1)
+def colour_square(side: int) -> dict:
+    x = standard_normal((side, side), SEED + 2)
+    return {"x": x, "out": np.empty(x.shape, np.uint8), "rgb": np.empty(x.shape + (3,), np.uint8)}
+
+
+def _matplotlib_viridis(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    return matplotlib.colormaps["viridis"](Normalize(lo, hi)(x), bytes=True)
+
+
+def colour_cases(p: Profile) -> tuple[list[Case], list[Target]]:
+    """Issue 8: colorize against matplotlib, against to_uint8 with the same limits, and against its reference."""
+    n = 4096 // p.shrink
+    setup = lambda: colour_square(n)  # noqa: E731
+
+    def same_as_matplotlib(d):
+        ours = fq.colorize(d["x"][:512], "viridis", VMIN, VMAX, compat="matplotlib")
+        same = np.array_equal(ours, _matplotlib_viridis(d["x"][:512], VMIN, VMAX)[..., :3])
+        return same, f"compat='matplotlib' {'==' if same else '!='} matplotlib on the first 512 rows"
+
+    fixed = {
+        "colorize out=": lambda d: fq.colorize(d["x"], "viridis", VMIN, VMAX, out=d["rgb"]),
+        "matplotlib": lambda d: _matplotlib_viridis(d["x"], VMIN, VMAX),
+        "colorize compat='matplotlib'": lambda d: fq.colorize(d["x"], "viridis", VMIN, VMAX, compat="matplotlib"),
+    }
+    title = f"colorize {n}² float32, fixed limits (-2, 2), viridis → RGB; matplotlib: cmap(Normalize(lo, hi)(x))"
+    cases = [Case("colorize fixed", "colour", title, setup, fixed, checks={"compat": same_as_matplotlib})]
+    targets = [Target("colorize fixed", "matplotlib", "colorize out=", ">=", 12)]
+
+    def same_levels(d):
+        levels = fq.to_uint8(d["x"], percentiles=(1, 99))
+        table = np.rint(np.load(Path(fq.__file__).parent / "_data" / "colormaps.npz")["viridis"] * 255)
+        same = np.array_equal(fq.colorize(d["x"], "viridis", percentiles=(1, 99)), table.astype(np.uint8)[levels])
+        return same, f"colours {'==' if same else '!='} viridis[to_uint8 levels]"
+
+    pct = {
+        "colorize out=": lambda d: fq.colorize(d["x"], "viridis", percentiles=(1, 99), out=d["rgb"]),
+        "to_uint8 out=": lambda d: fq.to_uint8(d["x"], percentiles=(1, 99), out=d["out"]),
+    }
+    title = f"colorize {n}², percentiles (1, 99), approx, vs to_uint8 with the same options"
+    cases.append(Case("colorize percentiles", "colour", title, setup, pct, checks={"levels": same_levels}))
+    targets.append(Target("colorize percentiles", "colorize out=", "to_uint8 out=", "<=", 1.6))
+    for side in p.small_sizes:
+        small = {
+            "colorize": lambda d: fq.colorize(d["x"], "viridis", percentiles=(1, 99), method="exact"),
+            "reference": lambda d: fq.reference.colorize(d["x"], "viridis", percentiles=(1, 99), method="exact"),
+        }
+
+        def equal(d):
+            kw = {"percentiles": (1, 99), "method": "exact"}
+            same = np.array_equal(fq.colorize(d["x"], "viridis", **kw), fq.reference.colorize(d["x"], "viridis", **kw))
+            return same, "== reference" if same else "!= reference"
+
+        name = f"colorize {side}²"
+        data = lambda side=side: {"x": standard_normal((side, side), SEED + 3)}  # noqa: E731
+        title = f"{name}, percentiles (1, 99) exact"
+        cases.append(Case(name, "colour", title, data, small, checks={"==": equal}, timing="small"))
+        targets.append(Target(name, "colorize", "reference", "<=", 1.05))
+    return cases, targets
+
+
 def build(p: Profile) -> tuple[list[Case], list[Target]]:
     """Every case and target for profile `p`, in the order of the table."""
     cases, targets = [], []
-    for part in (core_cases, layout_cases, small_cases, process_cases, convert_cases):
+    for part in (core_cases, layout_cases, small_cases, process_cases, convert_cases, colour_cases):
         c, t = part(p)
         cases += c
         targets += t
@@ -649,4 +713,5 @@ def free() -> None:
     """Drop the cached large arrays (before the memory probe runs)."""
     square.cache_clear()
     channels.cache_clear()
+    colour_square.cache_clear()
     volume_levels.cache_clear()

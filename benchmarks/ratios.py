@@ -5,7 +5,7 @@ Usage::
     python benchmarks/ratios.py                        # the targets' sizes (many minutes)
     python benchmarks/ratios.py --quick                # plane sides / 4, short budgets (development)
     python benchmarks/ratios.py --markdown             # Markdown tables (for benchmarks/RESULTS.md)
-    python benchmarks/ratios.py --only layouts,import  # groups (core, layouts, byteswap, small, process,
+    python benchmarks/ratios.py --only layouts,import  # groups (core, layouts, byteswap, small, process, colour,
                                                        # convert) or parts of case names
     python benchmarks/ratios.py --list                 # the rows, without timing anything
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated groups (core, layouts, byteswap, small, process, convert) or parts of case names",
+        help="comma-separated groups (core, layouts, byteswap, small, process, convert, colour) or parts of case names",
     )
     parser.add_argument("--list", action="store_true", help="list the cases and targets, time nothing")
     args = parser.parse_args(argv)

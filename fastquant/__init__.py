@@ -6,10 +6,21 @@ packages (tifffile, zarr, h5py) when first used.
 """
 
 from . import reference
-from ._api import colorize, limits, percentile, to_uint8
+from ._api import colorize, labels, limits, percentile, to_uint8
 from ._convert import Summary, convert
 from ._io import save
 from ._outputs import read_metadata
 
-__all__ = ["Summary", "colorize", "convert", "limits", "percentile", "read_metadata", "reference", "save", "to_uint8"]
+__all__ = [
+    "Summary",
+    "colorize",
+    "convert",
+    "labels",
+    "limits",
+    "percentile",
+    "read_metadata",
+    "reference",
+    "save",
+    "to_uint8",
+]
 __version__ = "0.1.0"

@@ -331,3 +331,51 @@ def colorize(
             table,
         )  # fmt: skip
     return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, 0, out, table)
+
+
+def labels(
+    scores: ArrayLike, *, channel_axis: int = 0, threshold: float | None = None, ignore: int | None = None
+) -> NDArray[np.unsignedinteger]:
+    """The class of the largest score per pixel: a fused argmax over the class axis, in one pass.
+
+    Parameters
+    ----------
+    scores : array_like
+        Class scores (logits, probabilities), bool, integer or float, any layout: e.g. C×H×W with
+        ``channel_axis=0``, H×W×C with ``channel_axis=-1``, N×C×H×W with ``channel_axis=1``.
+    channel_axis : int
+        The class axis (1 to 65535 classes).
+    threshold : float, optional
+        A pixel whose largest score is below this gets `ignore`.
+    ignore : int, optional
+        The label of pixels whose scores are all NaN or below `threshold`; default the dtype's maximum (255 or
+        65535). It must not be a class index.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``scores``' shape without the class axis; uint8 for up to 255 classes, else uint16. Ties go to the lowest
+        class (as ``numpy.argmax``); NaN scores never win.
+
+    Raises
+    ------
+    TypeError
+        Scores of an unsupported dtype; a non-int `channel_axis` or `ignore`; a `threshold` that is not a number.
+    ValueError
+        0-d scores, an axis out of range, no classes or more than 65535, a non-finite `threshold`, an `ignore` that
+        could be a class index or does not fit the dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastquant
+    >>> scores = np.array([[0.1, np.nan, 0.2], [0.7, np.nan, 0.2], [0.2, np.nan, 0.05]])  # 3 classes x 3 pixels
+    >>> fastquant.labels(scores, channel_axis=0).tolist()
+    [1, 255, 0]
+    >>> fastquant.labels(scores, channel_axis=0, threshold=0.5).tolist()
+    [1, 255, 255]
+    """
+    x = _validate.real_array(scores)
+    axis, dtype, threshold, ignore = _validate.check_labels(x.shape, channel_axis, threshold, ignore)
+    from . import _segmentation
+
+    return _segmentation.labels(x, axis, dtype, threshold, ignore)

@@ -130,3 +130,17 @@ def lookup_table(colours: np.ndarray, nan: tuple[int, ...]) -> np.ndarray:
     table[:256, : colours.shape[1]] = colours
     table[256, : len(nan)] = nan
     return table
+
+
+def palette_table(palette) -> np.ndarray:
+    """A labels palette: ``"voc"`` (256 colours) or a (K, 3) uint8 array with 1 <= K <= 256."""
+    if isinstance(palette, str):
+        if palette != "voc":
+            raise ValueError(f"palette={palette!r} is not known; accepted: 'voc' or a (K, 3) uint8 array, K <= 256")
+        return voc_palette()
+    table = np.asarray(palette)
+    if table.dtype != np.uint8 or table.ndim != 2 or table.shape[1] != 3 or not 1 <= table.shape[0] <= 256:
+        raise ValueError(
+            f"palette of shape {table.shape} and dtype {table.dtype}; accepted: 'voc' or (K, 3) uint8, K <= 256"
+        )
+    return np.ascontiguousarray(table)

@@ -19,6 +19,8 @@ from numpy.typing import ArrayLike
 # Options consumed by to_uint8; everything else goes to the image writer. `out` is included so
 # that it is never handed to Pillow, which silently ignores options it does not know.
 TO_UINT8_OPTIONS = frozenset({"vmin", "vmax", "percentiles", "axis", "method", "nan", "out"})
+# With `cmap`, the conversion is fastquant.colorize (its `nan` is then a colour) and a 2-D map becomes RGB(A).
+COLOUR_OPTIONS = frozenset({"cmap", "compat"})
 # The options of fastquant's PNG writer; any other (Pillow's optimize, dpi, pnginfo, ...) is refused, not ignored.
 PNG_OPTIONS = frozenset({"format", "compress_level"})
 ACCEPTED_PNG_OPTIONS = "format and compress_level (0-9, default 1)"
@@ -66,6 +68,11 @@ def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any)
 
         ``H`` and ``W`` must be at least 1.
     **options
+        ``palette`` (and ``ignore``): save labels (:func:`fastquant.labels`) as PNG: uint8 as a palette
+        image ('P') with the colours ``"voc"`` or a (K, 3) uint8 array, and index `ignore` transparent (default
+        255 for a palette of 256 colours, else none; None: none); uint16 as 16-bit grey.
+        ``cmap`` (and ``compat``): colour a 2-D map with :func:`fastquant.colorize` (then ``nan`` is a
+        colour, and the image RGB, or RGBA when the colormap or ``nan`` has alpha).
         ``vmin``, ``vmax``, ``percentiles``, ``axis``, ``method``, ``nan`` and ``out`` go to
         :func:`fastquant.to_uint8`, with the same meaning: every channel, alpha included,
         follows the same rule, and limits are shared by all channels unless ``axis=(0, 1)`` asks
@@ -110,20 +117,30 @@ def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any)
     """
     # Lazy imports: _api imports the package, which imports this module; and PIL.Image costs
     # 20-30 ms that `import fastquant` (and a PNG save) must not pay.
-    from ._api import to_uint8
+    from ._api import colorize, to_uint8
 
-    convert = {key: options.pop(key) for key in TO_UINT8_OPTIONS & options.keys()}
+    if "palette" in options:
+        _save_labels(path, x, options)
+        return
+    convert = {key: options.pop(key) for key in (TO_UINT8_OPTIONS | COLOUR_OPTIONS) & options.keys()}
     writer_options = options
 
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    coloured = "cmap" in convert
+    if "compat" in convert and not coloured:
+        raise ValueError("compat= applies to colour maps only; accepted: together with cmap=")
+    if coloured and arr.ndim != 2:
+        raise ValueError(f"cmap= needs a 2-D map, got shape {arr.shape}; accepted: (H, W)")
     mode = _mode_for_shape(arr.shape)
     fmt = _resolve_format(path, writer_options.get("format"))
     if fmt == "PNG":
         compress_level = _png_compress_level(writer_options)
-    else:
+    elif not coloured:
         _check_format_holds(fmt, mode, arr.shape)
 
-    levels = to_uint8(arr, **convert)
+    levels = colorize(arr, **convert) if coloured else to_uint8(arr, **convert)
+    if coloured and fmt != "PNG":  # the colours' mode (RGB or RGBA) is known now, before the file is touched
+        _check_format_holds(fmt, _mode_for_shape(levels.shape), levels.shape)
     if levels.ndim == 3 and levels.shape[2] == 1:
         # A view: to_uint8's result is C-contiguous (an `out` that is not gets copied, correctly).
         levels = levels.reshape(levels.shape[:2])
@@ -138,6 +155,55 @@ def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any)
     # without a copy; RGB is unpacked once, as Pillow stores it with 4 bytes per pixel.
     image = Image.fromarray(levels)
     image.save(path, **writer_options)
+
+
+def _save_labels(path, x, options: dict[str, Any]) -> None:
+    """save(path, labels, palette=..., ignore=255): uint8 labels as a palette PNG ('P', `ignore` transparent),
+    uint16 labels as a 16-bit grey PNG."""
+    from ._colormaps import palette_table
+    from ._png import write_indexed_png, write_png16
+
+    palette, ignore = options.pop("palette"), options.pop("ignore", "default")
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim != 2 or 0 in arr.shape:
+        raise ValueError(
+            f"palette= saves labels; got dtype {arr.dtype} and shape {arr.shape}; accepted: (H, W) uint8 (a palette "
+            "PNG) or uint16 (16-bit grey), as fastquant.labels returns"
+        )
+    if _resolve_format(path, options.get("format")) != "PNG":
+        raise ValueError("palette= is written as PNG only; accepted: a .png path or format='PNG'")
+    compress_level = _png_compress_level(options)
+    table = palette_table(palette)
+    if isinstance(ignore, str) and ignore == "default":  # 255 (labels' default ignore) where the palette has it
+        ignore = 255 if len(table) == 256 else None
+    if arr.dtype == np.uint16:
+        write = lambda file: write_png16(file, arr, compress_level=compress_level)  # noqa: E731
+    else:
+        if ignore is not None and not (isinstance(ignore, (int, np.integer)) and 0 <= ignore < len(table)):
+            raise ValueError(f"ignore={ignore!r} is not a palette index; accepted: None or 0..{len(table) - 1}")
+        if int(arr.max()) >= len(table):
+            raise ValueError(f"labels go up to {int(arr.max())}, beyond the palette's {len(table)} colours")
+        transparent = None if ignore is None else int(ignore)
+        write = lambda file: write_indexed_png(  # noqa: E731
+            file, arr, table, transparent=transparent, compress_level=compress_level
+        )
+    _write_file(path, write)
+
+
+def _write_file(path, write) -> None:
+    """write(file) to a path (a file this call creates is removed if writing fails) or a file object."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        write(path)
+        return
+    created = not os.path.exists(path)
+    try:
+        with open(path, "wb") as file:
+            write(file)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise
 
 
 def _png_compress_level(options: dict[str, Any]) -> int:
@@ -157,18 +223,7 @@ def _save_png(path, levels: np.ndarray, compress_level: int) -> None:
     """Write `levels` with fastquant's PNG writer; a file this call creates is removed if writing fails."""
     from ._png import write_png
 
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        write_png(path, levels, compress_level=compress_level)
-        return
-    created = not os.path.exists(path)
-    try:
-        with open(path, "wb") as file:
-            write_png(file, levels, compress_level=compress_level)
-    except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-        raise
+    _write_file(path, lambda file: write_png(file, levels, compress_level=compress_level))
 
 
 def _mode_for_shape(shape: tuple[int, ...]) -> str:

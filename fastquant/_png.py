@@ -246,6 +246,9 @@ class PngStream:
         *,
         compress_level: int = 1,
         text: dict[str, str] | None = None,
+        bit_depth: int = 8,
+        palette: np.ndarray | None = None,
+        transparent: int | None = None,
     ):
         height, width = _check_side("height", height), _check_side("width", width)
         if isinstance(channels, (bool, np.bool_)) or not isinstance(channels, numbers.Integral):
@@ -253,8 +256,18 @@ class PngStream:
         pixel = _FORMAT_BY_CHANNELS.get(int(channels))
         if pixel is None:
             raise ValueError(f"channels={channels!r} is not accepted; accepted: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA")
+        if bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth={bit_depth!r} is not accepted; accepted: 8 or 16")
+        if palette is not None:
+            palette = _check_palette(palette, transparent, channels, bit_depth)
+            pixel = _PixelFormat(channels=1, color_type=3)
+        elif transparent is not None:
+            raise ValueError("transparent= needs a palette")
+        elif bit_depth == 16:
+            pixel = _PixelFormat(channels=pixel.channels, color_type=pixel.color_type, bit_depth=16)
         level = check_compress_level(compress_level)
         entries = _check_text(text)
+        self.bit_depth = bit_depth
 
         self._file = file
         self.height, self.width, self.channels = height, width, pixel.channels
@@ -273,6 +286,12 @@ class PngStream:
         # width, height, bit depth, colour type, compression 0 (deflate), filter method 0, no interlace
         ihdr = struct.pack(">IIBBBBB", width, height, pixel.bit_depth, pixel.color_type, 0, 0, 0)
         _write_chunk(file, b"IHDR", ihdr, self._crc32)
+        if palette is not None:
+            _write_chunk(file, b"PLTE", palette.tobytes(), self._crc32)
+            if transparent is not None:  # alpha of palette entries 0..transparent: only `transparent` is clear
+                alpha = np.full(transparent + 1, 255, np.uint8)
+                alpha[transparent] = 0
+                _write_chunk(file, b"tRNS", alpha.tobytes(), self._crc32)
         for keyword, value in entries:
             _write_chunk(file, b"iTXt", _itxt(keyword, value), self._crc32)
 
@@ -294,9 +313,10 @@ class PngStream:
         """
         if self._closed:
             raise ValueError("write_rows on a closed PngStream")
-        if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8:
+        sample = np.uint16 if self.bit_depth == 16 else np.uint8
+        if not isinstance(rows, np.ndarray) or rows.dtype != sample:
             kind = rows.dtype if isinstance(rows, np.ndarray) else type(rows).__name__
-            raise TypeError(f"rows must be a uint8 numpy array, got {kind}")
+            raise TypeError(f"rows must be a {np.dtype(sample)} numpy array, got {kind}")
         grey_2d = rows.ndim == 2 and self.channels == 1 and rows.shape[1] == self.width
         if not (grey_2d or rows.ndim == 3 and rows.shape[1:] == (self.width, self.channels)):
             accepted = f"(h, {self.width}, {self.channels})" + (f" or (h, {self.width})" if self.channels == 1 else "")
@@ -318,7 +338,11 @@ class PngStream:
             filled = self._rows_written % self._band_rows
             take = min(h - start, self._band_rows - filled)
             # C-contiguous for the kernel (one compiled signature); a copy only for strided input, one band long.
-            band = np.ascontiguousarray(rows[start : start + take]).reshape(take, self._row_bytes)
+            if self.bit_depth == 16:  # PNG's samples are big-endian; the Up filter works on bytes
+                band = np.ascontiguousarray(rows[start : start + take], dtype=">u2").view(np.uint8)
+                band = band.reshape(take, self._row_bytes)
+            else:
+                band = np.ascontiguousarray(rows[start : start + take]).reshape(take, self._row_bytes)
             self._filter(band, self._previous, self._filtered[filled : filled + take])
             self._previous[:] = band[-1]
             start += take
@@ -381,6 +405,18 @@ class PngStream:
             self._pending_size -= size
 
 
+def _check_palette(palette, transparent, channels: int, bit_depth: int) -> np.ndarray:
+    """A palette image's PLTE entries: (K, 3) uint8, 1 <= K <= 256; `transparent` an index below K."""
+    if channels != 1 or bit_depth != 8:
+        raise ValueError("a palette image has one 8-bit channel of indexes; accepted: channels=1, bit_depth=8")
+    palette = np.asarray(palette)
+    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= palette.shape[0] <= 256:
+        raise ValueError(f"palette of shape {palette.shape}, dtype {palette.dtype}; accepted: (K, 3) uint8, K <= 256")
+    if transparent is not None and not (isinstance(transparent, numbers.Integral) and 0 <= transparent < len(palette)):
+        raise ValueError(f"transparent={transparent!r} is not a palette index; accepted: 0..{len(palette) - 1}")
+    return np.ascontiguousarray(palette)
+
+
 def _check_levels(levels: np.ndarray) -> None:
     if not isinstance(levels, np.ndarray):
         raise TypeError(f"levels must be a uint8 numpy array, got {type(levels).__name__}")
@@ -422,6 +458,42 @@ def write_png(
     channels = levels.shape[2] if levels.ndim == 3 else 1
     with PngStream(file, height, width, channels, compress_level=compress_level, text=text) as stream:
         stream.write_rows(levels)
+
+
+def write_indexed_png(
+    file: BinaryIO,
+    indexes: np.ndarray,
+    palette: np.ndarray,
+    *,
+    transparent: int | None = None,
+    compress_level: int = 1,
+    text: dict[str, str] | None = None,
+) -> None:
+    """Write (H, W) uint8 `indexes` as a palette ('P') PNG: PLTE from `palette` ((K, 3) uint8), and with
+    `transparent` a tRNS chunk making that one index fully transparent. Indexes of K or more are a ValueError."""
+    if not isinstance(indexes, np.ndarray) or indexes.dtype != np.uint8 or indexes.ndim != 2 or 0 in indexes.shape:
+        raise ValueError("indexes must be a non-empty (H, W) uint8 array")
+    palette = _check_palette(palette, transparent, 1, 8)
+    if int(indexes.max()) >= len(palette):
+        raise ValueError(f"indexes go up to {int(indexes.max())}, beyond the palette's {len(palette)} colours")
+    height, width = indexes.shape
+    with PngStream(
+        file, height, width, 1, compress_level=compress_level, text=text, palette=palette, transparent=transparent
+    ) as stream:
+        stream.write_rows(indexes)
+
+
+def write_png16(file: BinaryIO, samples: np.ndarray, *, compress_level: int = 1, text=None) -> None:
+    """Write uint16 samples, (H, W) or (H, W, C) with C in 1..4, as a 16-bit PNG (grey, grey+alpha, RGB, RGBA)."""
+    if not isinstance(samples, np.ndarray) or samples.dtype != np.uint16:
+        raise TypeError("samples must be a uint16 numpy array")
+    if not (samples.ndim == 2 or samples.ndim == 3 and samples.shape[2] in _FORMAT_BY_CHANNELS) or 0 in samples.shape:
+        raise ValueError(f"samples has shape {samples.shape}; accepted: {ACCEPTED_SHAPES}")
+    channels = samples.shape[2] if samples.ndim == 3 else 1
+    with PngStream(
+        file, samples.shape[0], samples.shape[1], channels, compress_level=compress_level, text=text, bit_depth=16
+    ) as stream:
+        stream.write_rows(samples)
 
 
 def encode_png(levels: np.ndarray, *, compress_level: int = 1, text: dict[str, str] | None = None) -> bytes:

@@ -281,3 +281,39 @@ def nominal_limits(dtype: np.dtype) -> tuple[float, float]:
 
 def keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+MAX_CLASSES = 65535  # uint16 labels, one value left over for `ignore`
+
+
+def check_labels(shape: tuple[int, ...], channel_axis, threshold, ignore):
+    """(axis, dtype, threshold, ignore) of a labels call: uint8 for up to 255 classes, else uint16."""
+    if len(shape) == 0:
+        raise ValueError("scores is 0-d; accepted: an array with a class axis")
+    try:
+        (axis,) = normalize_axis_tuple(channel_axis, len(shape), "channel_axis")
+    except TypeError as exc:
+        raise TypeError(f"channel_axis={channel_axis!r} must be an int") from exc
+    except Exception as exc:  # numpy.exceptions.AxisError
+        raise ValueError(f"channel_axis={channel_axis!r} is out of range for {len(shape)}-d scores") from exc
+    classes = shape[axis]
+    if not 1 <= classes <= MAX_CLASSES:
+        raise ValueError(f"scores have {classes} classes along axis {axis}; accepted: 1..{MAX_CLASSES}")
+    dtype = np.dtype(np.uint8) if classes <= 255 else np.dtype(np.uint16)
+    if threshold is not None:
+        threshold = _finite_scalar(threshold, "threshold")
+    if ignore is None:
+        ignore = int(np.iinfo(dtype).max)
+    else:
+        if isinstance(ignore, (bool, np.bool_)):
+            raise TypeError(f"ignore={ignore!r} must be an int")
+        try:
+            ignore = operator.index(ignore)
+        except TypeError as exc:
+            raise TypeError(f"ignore={ignore!r} must be an int") from exc
+        if not classes <= ignore <= np.iinfo(dtype).max:
+            raise ValueError(
+                f"ignore={ignore} could be a class index or does not fit {dtype}; accepted: {classes}.."
+                f"{np.iinfo(dtype).max} for {classes} classes"
+            )
+    return axis, dtype, threshold, ignore

@@ -184,3 +184,26 @@ def colorize(
         return colours
     out[...] = colours
     return out
+
+
+def labels(scores, *, channel_axis: int = 0, threshold=None, ignore=None) -> np.ndarray:
+    """The class index of the largest score along `channel_axis` (see :func:`fastquant.labels`).
+
+    Ties go to the lowest index (numpy.argmax); NaN scores never win; a pixel whose scores are all NaN, or whose
+    largest score is below `threshold`, gets `ignore`. uint8 for up to 255 classes, else uint16.
+    """
+    x = _validate.real_array(scores)
+    axis, dtype, threshold, ignore = _validate.check_labels(x.shape, channel_axis, threshold, ignore)
+    s = np.moveaxis(x, axis, 0)
+    if s.dtype.kind == "f":
+        best = np.max(np.where(np.isnan(s), -np.inf, s), axis=0)
+        bad = np.isnan(s).all(axis=0)
+    else:
+        best = np.max(s, axis=0)
+        bad = np.zeros(best.shape, dtype=bool)
+    winner = np.argmax(s == best, axis=0)
+    if threshold is not None:
+        bad |= best < threshold
+    out = winner.astype(dtype)
+    out[bad] = ignore
+    return out

@@ -213,3 +213,24 @@ def test_compat_per_slice_limits_and_objects(path):
     np.testing.assert_array_equal(fastquant.colorize(x, cmap), fastquant.colorize(x, "cividis"))
     with pytest.raises(ValueError, match="resampled"):
         fastquant.colorize(x, cmap.resampled(16))
+
+
+def test_save_with_a_colormap(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 50)).astype(np.float32)
+    x[3, 4] = np.nan
+    fastquant.save(tmp_path / "v.png", x, cmap="viridis", percentiles=(5, 95), nan=(255, 0, 255))
+    expected = fastquant.colorize(x, "viridis", percentiles=(5, 95), nan=(255, 0, 255))
+    with Image.open(tmp_path / "v.png") as image:
+        assert image.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(image), expected)
+    fastquant.save(tmp_path / "v.tif", x, cmap="magma", nan=(0, 0, 0, 0))
+    with Image.open(tmp_path / "v.tif") as image:
+        assert image.mode == "RGBA"
+    with pytest.raises(ValueError, match="2-D map"):
+        fastquant.save(tmp_path / "w.png", np.zeros((4, 4, 3)), cmap="viridis")
+    with pytest.raises(ValueError, match="together with cmap"):
+        fastquant.save(tmp_path / "w.png", x, compat="matplotlib")
+    assert not (tmp_path / "w.png").exists()

@@ -61,3 +61,21 @@ def test_scratch_is_at_most_64_mib(inputs, kind, mode):
         tracemalloc.stop()
     assert peak <= SCRATCH, f"{kind}, {mode}: {peak / (1 << 20):.1f} MiB of scratch"
     assert np.array_equal(out, fastquant.to_uint8(np.ascontiguousarray(x, dtype=np.float32), **MODES[mode]))
+
+
+@pytest.mark.parametrize("mode", ["fixed", "approx"])
+@pytest.mark.parametrize("compat", [None, "matplotlib"])
+def test_colorize_scratch_is_at_most_64_mib(inputs, mode, compat):
+    """Colours are made in the conversion pass (or, for compat, slab by slab): no input-sized temporary."""
+    x = inputs["fortran"]
+    out = np.empty(x.shape + (3,), dtype=np.uint8)
+    fastquant.colorize(x, "viridis", out=out, compat=compat, **MODES[mode])  # warm-up
+    tracemalloc.start()
+    try:
+        fastquant.colorize(x, "viridis", out=out, compat=compat, **MODES[mode])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= SCRATCH, f"colorize {mode} compat={compat}: {peak / (1 << 20):.1f} MiB of scratch"
+    c = np.ascontiguousarray(x)
+    assert np.array_equal(out[:64], fastquant.colorize(c, "viridis", compat=compat, **MODES[mode])[:64])

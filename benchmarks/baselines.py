@@ -136,3 +136,42 @@ class Discard(io.RawIOBase):
         n = memoryview(data).nbytes
         self.count += n
         return n
+
+
+@functools.cache
+def class_sum_kernel():
+    """The labels read floor: ``kernel(scores_C_by_n, out_n)`` sums each pixel's C scores into out (float32)."""
+    import numba
+
+    @numba.njit(parallel=True, cache=True)
+    def _sum(scores, out):
+        classes, n = scores.shape
+        for part in numba.prange(2):
+            begin, end = part * n // 2, (part + 1) * n // 2
+            dest = out[begin:end]
+            dest[:] = 0
+            for c in range(classes):
+                row = scores[c, begin:end]
+                for j in range(row.size):
+                    dest[j] += row[j]
+
+    return _sum
+
+
+def class_sum(scores: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Read every score of C-contiguous C×H×W `scores` once, summing per pixel into the H×W float32 `out`."""
+    class_sum_kernel()(scores.reshape(scores.shape[0], -1), out.reshape(-1))
+    return out
+
+
+def pillow_palette_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    """labels as a 'P' PNG by Pillow (its default level), to memory."""
+    import io
+
+    from PIL import Image
+
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(palette.reshape(-1).tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", transparency=255)
+    return buffer.getvalue()

@@ -9,6 +9,7 @@ each a function of that data. A target compares two candidates' figures: ``Targe
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import os
@@ -696,7 +697,43 @@ def colour_cases(p: Profile) -> tuple[list[Case], list[Target]]:
         title = f"{name}, percentiles (1, 99) exact"
         cases.append(Case(name, "colour", title, data, small, checks={"==": equal}, timing="small"))
         targets.append(Target(name, "colorize", "reference", "<=", 1.05))
+
+    classes, side = 21, 1024 // p.shrink
+    scores_setup = lambda: segmentation_scores(classes, side)  # noqa: E731
+
+    def argmax_equal(d):
+        same = np.array_equal(fq.labels(d["scores"]), np.argmax(d["scores"], axis=0))
+        return same, "== numpy.argmax(axis=0)" if same else "!= numpy.argmax"
+
+    argmax = {
+        "labels": lambda d: fq.labels(d["scores"]),
+        "numpy.argmax": lambda d: np.argmax(d["scores"], axis=0),
+        "read floor": lambda d: baselines.class_sum(d["scores"], d["sums"]),
+    }
+    title = f"labels of {classes}×{side}² float32 scores; read floor: a parallel kernel summing the scores per pixel"
+    cases.append(Case("labels", "colour", title, scores_setup, argmax, checks={"argmax": argmax_equal}))
+    targets += [
+        Target("labels", "numpy.argmax", "labels", ">=", 5),
+        Target("labels", "labels", "read floor", "<=", 1.5),
+    ]
+    png = {
+        "fastquant.save": lambda d: fq.save(io.BytesIO(), d["labels"], palette="voc", format="PNG"),
+        "Pillow": lambda d: baselines.pillow_palette_png(d["labels"], fq._colormaps.voc_palette()),
+    }
+    title = f"labels → palette PNG, {side}² (21 classes, VOC palette, index 255 transparent), to memory"
+    cases.append(Case("labels PNG", "colour", title, scores_setup, png))
+    targets.append(Target("labels PNG", "Pillow", "fastquant.save", ">=", 5))
     return cases, targets
+
+
+@functools.lru_cache(maxsize=1)
+def segmentation_scores(classes: int, side: int) -> dict:
+    """Class scores that look like a segmentation network's: smooth blobs per class plus noise."""
+    rng = np.random.default_rng(SEED + 4)
+    coarse = rng.standard_normal((classes, side // 64 + 1, side // 64 + 1)).astype(np.float32) * 4
+    scores = np.repeat(np.repeat(coarse, 64, axis=1), 64, axis=2)[:, :side, :side]
+    scores = np.ascontiguousarray(scores + rng.standard_normal((classes, side, side), dtype=np.float32))
+    return {"scores": scores, "sums": np.empty((side, side), np.float32), "labels": fq.labels(scores)}
 
 
 def build(p: Profile) -> tuple[list[Case], list[Target]]:
@@ -714,4 +751,5 @@ def free() -> None:
     square.cache_clear()
     channels.cache_clear()
     colour_square.cache_clear()
+    segmentation_scores.cache_clear()
     volume_levels.cache_clear()

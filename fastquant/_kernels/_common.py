@@ -87,8 +87,8 @@ PAINT_BLOCK = 1024  # elements whose levels are made in a scratch buffer (in L1)
 
 @inline
 def _paint(x, levels, out, lut):
-    # out[j] = colour of levels[j] (NaN x[j]: entry 256). Three elements' bytes make... four elements make three
-    # 32-bit words for RGB (three byte stores each were twice as slow), one word each for RGBA.
+    # out[j] = colour of levels[j] (NaN x[j]: entry 256). For RGB the colours of four elements are stored as three
+    # 32-bit words (three byte stores per element were twice as slow); for RGBA one word per element.
     m = x.size
     flat = out.reshape(-1)
     if out.shape[1] == 4:

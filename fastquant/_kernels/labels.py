@@ -15,8 +15,8 @@ _PIXEL_BLOCK = 2048  # pixels whose running maxima stay in L1 while the class pl
 def _argmax_planes(x, a, classes, inner, b0, b1, best, winner):
     # Pixels [b0, b1) of outer index a, every class plane in turn: `best` the largest score so far (in the
     # scores' own type, so integers compare exactly), `winner` its class. best starts as class 0's score; a later
-    # score takes over when strictly larger (so ties go to the lowest class, as numpy.argmax), or when best is
-    # still NaN and it is not (so NaN never wins, and -inf can). Selects only: the loop vectorizes.
+    # score takes over when strictly larger (so ties go to the lowest class, as numpy.argmax), or while best is
+    # still NaN (so NaN never wins over a number, and -inf can). Selects only.
     m = b1 - b0
     first = x[a * classes * inner + b0 : a * classes * inner + b0 + m]
     for j in range(m):
@@ -28,7 +28,7 @@ def _argmax_planes(x, a, classes, inner, b0, b1, best, winner):
         for j in range(m):
             v = plane[j]
             b = best[j]
-            take = (v > b) | ((b != b) & (v == v))
+            take = (v > b) | (b != b)  # while best is NaN any score takes over (a NaN one changes nothing)
             best[j] = v if take else b
             winner[j] = np.int32(c) if take else winner[j]
 

@@ -10,10 +10,11 @@ read from disk until a colormap is first asked for.
 from __future__ import annotations
 
 import functools
-import operator
 import pathlib
 
 import numpy as np
+
+from . import _validate
 
 SHIPPED = ("gray", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "RdBu", "voc")
 COMPAT = ("matplotlib",)
@@ -106,18 +107,10 @@ def check_nan_colour(nan) -> tuple[int, ...]:
         raise TypeError(f"nan={nan!r} must be a colour: 3 or 4 ints in 0..255, e.g. (0, 0, 0)") from None
     if len(values) not in (3, 4):
         raise ValueError(f"nan={nan!r} has {len(values)} components; accepted: 3 (RGB) or 4 (RGBA) ints in 0..255")
-    out = []
-    for v in values:
-        if isinstance(v, (bool, np.bool_)):
-            raise TypeError(f"nan={nan!r} must hold ints in 0..255")
-        try:
-            v = operator.index(v)
-        except TypeError:
-            raise TypeError(f"nan={nan!r} must hold ints in 0..255") from None
-        if not 0 <= v <= 255:
-            raise ValueError(f"nan={nan!r} has a component outside 0..255")
-        out.append(v)
-    return tuple(out)
+    out = tuple(_validate.integer(v, "nan component", "an int in 0..255") for v in values)
+    if not all(0 <= v <= 255 for v in out):
+        raise ValueError(f"nan={nan!r} has a component outside 0..255")
+    return out
 
 
 def lookup_table(colours: np.ndarray, nan: tuple[int, ...]) -> np.ndarray:

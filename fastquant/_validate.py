@@ -235,14 +235,19 @@ def check_limits(vmin, vmax, percentiles, shape: tuple[int, ...] = (), axes: tup
     return lo, hi, None
 
 
+def integer(value, name: str, accepted: str = "an int") -> int:
+    """`value` as a Python int (any integer type, not bool); TypeError "name=value must be <accepted>" else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r} must be {accepted}")
+    try:
+        return operator.index(value)
+    except TypeError as exc:
+        raise TypeError(f"{name}={value!r} must be {accepted}") from exc
+
+
 def check_nan(nan) -> int:
     """The grey level given to NaN: an int in 0..255."""
-    if isinstance(nan, (bool, np.bool_)):
-        raise TypeError(f"nan={nan!r} must be an int in 0..255")
-    try:
-        value = operator.index(nan)
-    except TypeError as exc:
-        raise TypeError(f"nan={nan!r} must be an int in 0..255") from exc
+    value = integer(nan, "nan", "an int in 0..255")
     if not 0 <= value <= 255:
         raise ValueError(f"nan={nan!r} is outside 0..255")
     return value
@@ -305,12 +310,7 @@ def check_labels(shape: tuple[int, ...], channel_axis, threshold, ignore):
     if ignore is None:
         ignore = int(np.iinfo(dtype).max)
     else:
-        if isinstance(ignore, (bool, np.bool_)):
-            raise TypeError(f"ignore={ignore!r} must be an int")
-        try:
-            ignore = operator.index(ignore)
-        except TypeError as exc:
-            raise TypeError(f"ignore={ignore!r} must be an int") from exc
+        ignore = integer(ignore, "ignore")
         if not classes <= ignore <= np.iinfo(dtype).max:
             raise ValueError(
                 f"ignore={ignore} could be a class index or does not fit {dtype}; accepted: {classes}.."

@@ -127,10 +127,7 @@ def to_uint8(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Quantize `x` to uint8 (see the module docstring). `method` has a single (exact) answer here."""
-    x = _validate.real_array(x)
-    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
-    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
-    _validate.check_method(method)
+    x, axes, vmin, vmax, percentiles = _limit_arguments(x, vmin, vmax, percentiles, axis, method)
     nan = _validate.check_nan(nan)
     out = _validate.check_out(out, x.shape)
 
@@ -139,6 +136,15 @@ def to_uint8(
         return levels
     out[...] = levels
     return out
+
+
+def _limit_arguments(x, vmin, vmax, percentiles, axis, method: str):
+    """The validated (x, axes, vmin, vmax, percentiles) of a call that takes limits."""
+    x = _validate.real_array(x)
+    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
+    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
+    _validate.check_method(method)
+    return x, axes, vmin, vmax, percentiles
 
 
 def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int) -> np.ndarray:
@@ -166,10 +172,7 @@ def colorize(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Colours of `x` through a colormap (see the module docstring). `method` has a single (exact) answer here."""
-    x = _validate.real_array(x)
-    axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
-    vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
-    _validate.check_method(method)
+    x, axes, vmin, vmax, percentiles = _limit_arguments(x, vmin, vmax, percentiles, axis, method)
     table = _colormaps.lookup_table(_colormaps.colour_table(cmap, compat), _colormaps.check_nan_colour(nan))
     out = _validate.check_out(out, x.shape + (table.shape[1],), "the input's shape plus (3,) or (4,)")
 

@@ -318,7 +318,7 @@ def colorize(
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
     blockwise = not isinstance(x, np.ndarray) or (out is not None and not isinstance(out, np.ndarray))
     if plan.path == "numpy":
-        colours = _colour.colours_numpy(np.asarray(x[...]), vmin, vmax, percentiles, axes, table, None)
+        colours = _colour.colours_numpy(np.asarray(x[...]), vmin, vmax, percentiles, axes, table)
         if out is None:
             return colours
         out[...] = colours

@@ -58,7 +58,7 @@ def colour_table(cmap, compat: str | None = None) -> np.ndarray:
         if cmap not in stored:
             raise ValueError(f"cmap={cmap!r} is not a shipped colormap; accepted: {ACCEPTED_CMAPS}")
         return to_bytes(stored[cmap])
-    if isinstance(cmap, np.ndarray) or isinstance(cmap, (list, tuple)):
+    if isinstance(cmap, (np.ndarray, list, tuple)):
         return _array_table(np.asarray(cmap), to_bytes)
     if callable(getattr(cmap, "lut", None)) and not hasattr(cmap, "_lut"):  # the `cmap` package's Colormap
         return _object_table(np.asarray(cmap.lut(256), dtype=np.float64), to_bytes, type(cmap).__name__)

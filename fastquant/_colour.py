@@ -20,18 +20,14 @@ from ._levels import matplotlib_index
 SLAB_ELEMENTS = 1 << 20
 
 
-def colours_numpy(x: np.ndarray, vmin, vmax, percentiles, axes, table: np.ndarray, out):
+def colours_numpy(x: np.ndarray, vmin, vmax, percentiles, axes, table: np.ndarray) -> np.ndarray:
     """colorize (fastquant's mapping) for validated arguments of an in-memory array, in NumPy."""
     lo, hi = _numpy_path.limits(x, vmin, vmax, percentiles, axes)
     levels = _numpy_path.quantize(x, lo, hi, 0, None)
     bad = np.isnan(lo) | np.isnan(hi)
     if x.dtype.kind == "f":
         bad = bad | np.isnan(x)
-    colours = table[np.where(bad, np.intp(256), levels.astype(np.intp))]  # not uint8: 256 would wrap to 0
-    if out is None:
-        return colours
-    out[...] = colours
-    return out
+    return table[np.where(bad, np.intp(256), levels.astype(np.intp))]  # not uint8: 256 would wrap to 0
 
 
 def colours_matplotlib(x, lo: np.ndarray, hi: np.ndarray, table: np.ndarray, out):

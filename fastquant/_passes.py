@@ -593,6 +593,10 @@ class Convert(Pass):
     windows: np.ndarray | None = None
     lut: np.ndarray | None = None
 
+    def __post_init__(self):
+        # the kernels' form of the table, made once per pass (not per block)
+        self.packed = None if self.lut is None else packed_colours(self.lut)
+
     def create(self):
         return None if self.windows is None else np.zeros((self.lo.size, 5), dtype=np.int64)
 
@@ -604,7 +608,7 @@ class Convert(Pass):
         in_place = dest_view.flags.c_contiguous
         per_element = (block.data.size,) if self.lut is None else (block.data.size, self.lut.shape[1])
         dest = dest_view.reshape(per_element) if in_place else np.empty(per_element, dtype=np.uint8)
-        lut = None if self.lut is None else packed_colours(self.lut)
+        lut = self.packed
         parts = n_parts()
         lanes = lay.lane_count(tun)
         largest = np.finfo(block.data.dtype).max

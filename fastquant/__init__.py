@@ -6,7 +6,7 @@ packages (tifffile, zarr, h5py) when first used.
 """
 
 from . import reference
-from ._api import colorize, labels, limits, percentile, to_uint8
+from ._api import colorize, labels, limits, percentile, to_uint8, to_uint16
 from ._convert import Summary, convert
 from ._io import save
 from ._outputs import read_metadata
@@ -22,5 +22,6 @@ __all__ = [
     "reference",
     "save",
     "to_uint8",
+    "to_uint16",
 ]
 __version__ = "0.1.0"

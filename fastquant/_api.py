@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _colormaps, _numpy_path, _validate
+from ._levels import Rule, centred
 from ._plan import make_plan
 from ._source import block_elements, storage_chunks
 
@@ -27,6 +28,8 @@ def to_uint8(
     percentiles: tuple[float, float] | None = None,
     axis: Axis = None,
     method: Method = "approx",
+    center: float | None = None,
+    stretch: str | float = "linear",
     nan: int = 0,
     out: NDArray[np.uint8] | None = None,
     max_memory: int | str = DEFAULT_MEMORY,
@@ -60,7 +63,19 @@ def to_uint8(
         (about 2**19 elements at positions set by the shape), and the conversion pass proves that each
         exact limit lies within 0.9 * (hi - lo) / 255 of them; where it cannot, and otherwise, the exact limits are
         used. The result depends only on the values, dtype and shape (not on memory layout, byte order,
-        thread count or call history).
+        thread count or call history). A non-linear `stretch` always uses the exact limits (no such proof
+        exists where its slope is unbounded).
+    center : float, optional
+        Make the limits symmetric about `center`: ``center -+ h``, with ``h`` the larger distance from `center` to
+        the two limits (given or data-derived), so that `center` maps to the middle level (127.5, rounded to
+        128). For signed maps (saliency, gradients, logits) with a diverging colormap.
+    stretch : {"linear", "sqrt", "log", "asinh"} or float
+        How the range maps to levels, with ``t = (x - lo) / (hi - lo)`` clipped to [0, 1]: ``"linear"`` (t, the
+        rule below), ``"sqrt"``, ``"log"`` (``log(1000 t + 1) / log(1001)``, astropy's), ``"asinh"``
+        (``asinh(10 t) / asinh(10)``, astropy's) or a gamma ``g`` (``t ** g``; 1.0 is linear). A non-linear
+        stretch is defined by its 255 steps: the level is the number of thresholds
+        ``x_k = lo + S^-1((k - 0.5) / 255) * (hi - lo)``, k = 1..255, at or below x (see
+        :mod:`fastquant.reference`).
     nan : int
         Grey level for NaN, and for every element of a slice without finite values when limits are data-derived.
     out : numpy.ndarray or array-like, optional
@@ -98,30 +113,86 @@ def to_uint8(
     array([[  0,   0],
            [255, 255]], dtype=uint8)
     """
+    rule = Rule(255, _validate.check_stretch(stretch), _validate.check_center(center))
+    return _quantized(x, vmin, vmax, percentiles, axis, method, rule, nan, out, max_memory)
+
+
+def to_uint16(
+    x: ArrayLike,
+    vmin: ArrayLike | None = None,
+    vmax: ArrayLike | None = None,
+    *,
+    percentiles: tuple[float, float] | None = None,
+    axis: Axis = None,
+    method: Method = "approx",
+    center: float | None = None,
+    stretch: str | float = "linear",
+    nan: int = 0,
+    out: NDArray[np.uint16] | None = None,
+    max_memory: int | str = DEFAULT_MEMORY,
+) -> NDArray[np.uint16]:
+    """Quantize to uint16: :func:`to_uint8`'s rules with 65535 levels, for 16-bit PNG and TIFF.
+
+    Per element, with limits ``lo <= hi`` and in float64: NaN -> `nan`; ``x <= lo`` -> 0; else ``x >= hi`` ->
+    65535; else ``rint((x - lo) * (65535 / (hi - lo)))``. A non-linear `stretch` counts 65535 thresholds.
+
+    Parameters
+    ----------
+    x, vmin, vmax, percentiles, axis, center, stretch, max_memory
+        As for :func:`to_uint8`.
+    method : {"approx", "exact"}
+        Accepted for symmetry with :func:`to_uint8`, but a sample cannot prove limits to 1/65535 of the range:
+        percentile limits are always the exact ones (``"approx"`` equals ``"exact"``).
+    nan : int
+        Level for NaN (and for slices without finite values), 0..65535.
+    out : numpy.ndarray or array-like, optional
+        uint16 array of ``x``'s shape to write into.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16 array of ``x``'s shape (C-contiguous), or `out`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`to_uint8` (`nan` outside 0..65535, `out` not uint16).
+
+    Examples
+    --------
+    >>> import numpy as np, fastquant
+    >>> fastquant.to_uint16(np.array([0.0, 0.5, 1.0, np.nan]))
+    array([    0, 32768, 65535,     0], dtype=uint16)
+    """
+    rule = Rule(65535, _validate.check_stretch(stretch), _validate.check_center(center))
+    return _quantized(x, vmin, vmax, percentiles, axis, method, rule, nan, out, max_memory)
+
+
+def _quantized(x, vmin, vmax, percentiles, axis, method, rule: Rule, nan, out, max_memory):
+    """to_uint8 / to_uint16: validate, plan, then the NumPy path or the engine."""
     x = _validate.data(x)
     axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
-    nan = _validate.check_nan(nan)
-    _validate.check_out(out, x.shape)
+    nan = _validate.check_nan(nan) if rule.top == 255 else _validate.check_nan16(nan)
+    _validate.check_out(out, x.shape, dtype=rule.dtype)
     max_memory = _validate.check_memory(max_memory)
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
     blockwise = not isinstance(x, np.ndarray) or (out is not None and not isinstance(out, np.ndarray))
-    if blockwise and plan.path == "numpy":  # small: read whole, convert in memory
-        levels = to_uint8(np.asarray(x[...]), vmin, vmax, percentiles=percentiles, axis=axes, method=method, nan=nan)
+    if plan.path == "numpy":  # small: an array-like is read whole
+        levels = _numpy_path.to_uint8(np.asarray(x[...]), vmin, vmax, percentiles, axes, nan, None, rule)
         if out is None:
             return levels
         out[...] = levels
         return out
-    if plan.path == "numpy":
-        return _numpy_path.to_uint8(x, vmin, vmax, percentiles, axes, nan, out)
     from . import _engine
 
     if blockwise:
         return _engine.to_uint8_blocks(
-            x, plan, block_elements(x.dtype, max_memory), storage_chunks(x), vmin, vmax, percentiles, method, nan, out
-        )
-    return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, nan, out)
+            x, plan, block_elements(x.dtype, max_memory), storage_chunks(x), vmin, vmax, percentiles, method, nan, out,
+            None, rule,
+        )  # fmt: skip
+    return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, nan, out, None, rule)
 
 
 def limits(
@@ -132,6 +203,7 @@ def limits(
     percentiles: tuple[float, float] | None = None,
     axis: Axis = None,
     method: Method = "approx",
+    center: float | None = None,
     max_memory: int | str = DEFAULT_MEMORY,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The limits ``(lo, hi)`` that :func:`to_uint8` uses with the same arguments.
@@ -141,9 +213,10 @@ def limits(
 
     Parameters
     ----------
-    x, vmin, vmax, percentiles, axis, method, max_memory
+    x, vmin, vmax, percentiles, axis, method, center, max_memory
         As for :func:`to_uint8`. For ``method="approx"`` the limits are those actually used: the proved
-        estimates, or the exact limits where they are not proved or do not apply.
+        estimates, or the exact limits where they are not proved or do not apply (a non-linear stretch and
+        :func:`to_uint16` use the exact ones: ``method="exact"`` gives those).
 
     Returns
     -------
@@ -163,16 +236,17 @@ def limits(
     axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
+    center = _validate.check_center(center)
     max_memory = _validate.check_memory(max_memory)
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
     shape = _validate.keepdims_shape(x.shape, axes)
     if plan.path == "numpy":
-        lo, hi = _numpy_path.limits(np.asarray(x[...]), vmin, vmax, percentiles, axes)
+        lo, hi = centred(*_numpy_path.limits(np.asarray(x[...]), vmin, vmax, percentiles, axes), center)
     else:
         from . import _engine
 
         lo, hi = _engine.limits(
-            x, plan, vmin, vmax, percentiles, method, block_elements(x.dtype, max_memory), storage_chunks(x)
+            x, plan, vmin, vmax, percentiles, method, block_elements(x.dtype, max_memory), storage_chunks(x), center
         )
     return tuple(
         np.broadcast_to(np.reshape(v, shape) if np.size(v) > 1 else v, shape).astype(np.float64) for v in (lo, hi)
@@ -247,6 +321,8 @@ def colorize(
     percentiles: tuple[float, float] | None = None,
     axis: Axis = None,
     method: Method = "approx",
+    center: float | None = None,
+    stretch: str | float = "linear",
     nan=(0, 0, 0),
     compat: Literal["matplotlib"] | None = None,
     out: NDArray[np.uint8] | None = None,
@@ -269,8 +345,8 @@ def colorize(
         table, uint8 or floats in [0, 1]; a matplotlib ``Colormap`` with 256 colours, or a ``cmap`` package
         ``Colormap`` (used through their own methods; neither package is imported). An object whose colours are
         all opaque gives RGB.
-    vmin, vmax, percentiles, axis, method, max_memory
-        The limits, as for :func:`to_uint8`.
+    vmin, vmax, percentiles, axis, method, center, stretch, max_memory
+        The limits and the stretch, as for :func:`to_uint8`: the colour of an element is that of its level.
     nan : tuple of int
         Colour of NaN elements, and of every element of a slice without finite values when limits are
         data-derived: 3 ints (RGB) or 4 (RGBA) in 0..255.
@@ -278,7 +354,8 @@ def colorize(
         ``"matplotlib"``: the same bytes as ``matplotlib.colormaps[cmap](Normalize(lo, hi)(x),
         bytes=True)[..., :3]`` with the limits ``(lo, hi) = limits(x, ...)``: matplotlib's index
         ``floor(t * 256)`` computed in the data's float type, and its truncated colour bytes. It runs matplotlib's
-        arithmetic in NumPy, slab by slab (not the fused pass).
+        arithmetic in NumPy, slab by slab (not the fused pass). Linear stretch only (any limits, `center`
+        included: matplotlib's ``CenteredNorm`` gives the same limits).
     out : numpy.ndarray or array-like, optional
         uint8 array of shape ``x.shape + (C,)`` to write into.
 
@@ -306,6 +383,7 @@ def colorize(
     axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
+    rule = Rule(255, _colormaps.check_stretch_compat(stretch, compat), _validate.check_center(center))
     table = _colormaps.lookup_table(_colormaps.colour_table(cmap, compat), _colormaps.check_nan_colour(nan))
     shape = tuple(x.shape) + (table.shape[1],)
     _validate.check_out(out, shape, "the input's shape plus (3,) or (4,)")
@@ -313,12 +391,14 @@ def colorize(
     from . import _colour
 
     if compat is not None:
-        lo, hi = limits(x, vmin, vmax, percentiles=percentiles, axis=axes, method=method, max_memory=max_memory)
+        lo, hi = limits(
+            x, vmin, vmax, percentiles=percentiles, axis=axes, method=method, center=rule.center, max_memory=max_memory
+        )
         return _colour.colours_matplotlib(x, lo, hi, table, out)
     plan = make_plan(x.shape, axes, _grouped(vmin, vmax, percentiles))
     blockwise = not isinstance(x, np.ndarray) or (out is not None and not isinstance(out, np.ndarray))
     if plan.path == "numpy":
-        colours = _colour.colours_numpy(np.asarray(x[...]), vmin, vmax, percentiles, axes, table)
+        colours = _colour.colours_numpy(np.asarray(x[...]), vmin, vmax, percentiles, axes, table, rule)
         if out is None:
             return colours
         out[...] = colours
@@ -328,9 +408,9 @@ def colorize(
     if blockwise:
         return _engine.to_uint8_blocks(
             x, plan, block_elements(x.dtype, max_memory), storage_chunks(x), vmin, vmax, percentiles, method, 0, out,
-            table,
+            table, rule,
         )  # fmt: skip
-    return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, 0, out, table)
+    return _engine.to_uint8(x, plan, vmin, vmax, percentiles, method, 0, out, table, rule)
 
 
 def labels(

@@ -99,6 +99,17 @@ def _object_table(rgba: np.ndarray, to_bytes, kind: str) -> np.ndarray:
     return to_bytes(rgba if (rgba[:, 3] < 1).any() else rgba[:, :3])
 
 
+def check_stretch_compat(stretch, compat: str | None):
+    """The validated stretch; ``compat="matplotlib"`` reproduces ``Normalize`` (linear) only."""
+    stretch = _validate.check_stretch(stretch)
+    if compat is not None and stretch != "linear":
+        raise ValueError(
+            f"stretch={stretch!r} with compat={compat!r}: matplotlib compatibility is for the linear stretch "
+            "(Normalize) only; accepted: stretch='linear' or compat=None"
+        )
+    return stretch
+
+
 def check_nan_colour(nan) -> tuple[int, ...]:
     """The colour of NaN: 3 (RGB) or 4 (RGBA) ints in 0..255."""
     try:

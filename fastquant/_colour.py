@@ -15,15 +15,15 @@ import math
 import numpy as np
 
 from . import _numpy_path
-from ._levels import matplotlib_index
+from ._levels import DEFAULT_RULE, centred, matplotlib_index
 
 SLAB_ELEMENTS = 1 << 20
 
 
-def colours_numpy(x: np.ndarray, vmin, vmax, percentiles, axes, table: np.ndarray) -> np.ndarray:
+def colours_numpy(x: np.ndarray, vmin, vmax, percentiles, axes, table: np.ndarray, rule=DEFAULT_RULE) -> np.ndarray:
     """colorize (fastquant's mapping) for validated arguments of an in-memory array, in NumPy."""
-    lo, hi = _numpy_path.limits(x, vmin, vmax, percentiles, axes)
-    levels = _numpy_path.quantize(x, lo, hi, 0, None)
+    lo, hi = centred(*_numpy_path.limits(x, vmin, vmax, percentiles, axes), rule.center)
+    levels = _numpy_path.quantize(x, lo, hi, 0, None, rule)
     bad = np.isnan(lo) | np.isnan(hi)
     if x.dtype.kind == "f":
         bad = bad | np.isnan(x)

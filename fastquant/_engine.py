@@ -9,29 +9,40 @@ from __future__ import annotations
 import numpy as np
 
 from . import _approx, _passes, _select, _validate
-from ._levels import scale_terms
+from ._levels import DEFAULT_RULE, Rule, centred, scale_terms
 from ._plan import Plan, note
 from ._source import ArraySource, ChunkedSource, block_shape
 
 
 def to_uint8(
-    x: np.ndarray, plan: Plan, vmin, vmax, percentiles, method: str, nan: int, out: np.ndarray | None, lut=None
+    x: np.ndarray,
+    plan: Plan,
+    vmin,
+    vmax,
+    percentiles,
+    method: str,
+    nan: int,
+    out: np.ndarray | None,
+    lut=None,
+    rule: Rule = DEFAULT_RULE,
 ):
     """to_uint8 for validated arguments. An `out` that shares memory with `x` is written once, at the end, from
     a staged output: the limits and a failed approx proof re-read the input.
 
     With a (257, C) colour table `lut` (see :class:`fastquant._passes.Convert`) the output has a trailing axis of
-    C and holds the colours of the levels, made in the same pass (`nan` is then unused).
+    C and holds the colours of the levels, made in the same pass (`nan` is then unused). `rule`: 16-bit levels,
+    a stretch, a centre (approx limits apply to the fused 8-bit linear rule only: others take the exact limits).
     """
     source = ArraySource(x, plan)
+    method = method if rule.fused else "exact"
     # may_share_memory: a bounds test (exact overlap tests can take exponential time); at worst one extra copy
     staged = out is not None and np.may_share_memory(out, x)
     shape = x.shape if lut is None else x.shape + (lut.shape[1],)
-    target = np.empty(shape, dtype=np.uint8) if out is None or staged else out
+    target = np.empty(shape, dtype=rule.dtype) if out is None or staged else out
     levels_view = target.transpose(plan.perm if lut is None else tuple(plan.perm) + (x.ndim,))
     levels_with_limits(
         source, x.dtype, vmin, vmax, percentiles, method, nan,
-        lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows, lut),
+        lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows, lut, rule), rule.center,
     )  # fmt: skip
     if staged:
         out[...] = target
@@ -46,14 +57,14 @@ def source_for(x, plan: Plan, block_elements: int | None = None, chunks=None):
     return ChunkedSource(x, plan, block_elements, chunks)
 
 
-def limits(x, plan: Plan, vmin, vmax, percentiles, method: str, block_elements=None, chunks=None):
-    """The (G,) limits to_uint8 uses: for approx the proved estimates, or the exact limits."""
+def limits(x, plan: Plan, vmin, vmax, percentiles, method: str, block_elements=None, chunks=None, center=None):
+    """The (G,) limits to_uint8 uses: for approx the proved estimates, or the exact limits (then centred)."""
     source = source_for(x, plan, block_elements, chunks)
     if percentiles is not None and method == "approx":
         found = _approx.limits(source, np.array(percentiles))
         if found is not None:
-            return found
-    return exact_limits(source, np.dtype(x.dtype), vmin, vmax, percentiles)
+            return centred(*found, center)
+    return centred(*exact_limits(source, np.dtype(x.dtype), vmin, vmax, percentiles), center)
 
 
 def percentile(x, plan: Plan, q: np.ndarray, block_elements=None, chunks=None) -> np.ndarray:
@@ -89,21 +100,21 @@ def _group_limits(limit: np.ndarray, groups: int) -> np.ndarray:
     return np.full(groups, flat[0]) if flat.size == 1 else flat.copy()
 
 
-def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None, lut=None):
+def convert(source, lo, hi, nan: int, levels_view: np.ndarray, windows=None, lut=None, rule: Rule = DEFAULT_RULE):
     """The conversion pass (with the approx proof counts when `windows` is given; colours with `lut`)."""
-    return _passes.run(convert_pass(lo, hi, nan, levels_view, windows, lut), source)
+    return _passes.run(convert_pass(lo, hi, nan, levels_view, windows, lut, rule), source)
 
 
-def convert_blocks(source, lo, hi, nan: int, emit, windows=None, indexes=None, lut=None):
+def convert_blocks(source, lo, hi, nan: int, emit, windows=None, indexes=None, lut=None, rule: Rule = DEFAULT_RULE):
     """The conversion pass over a block source, each block's levels (logical order; colours on a trailing axis
     with `lut`) handed to ``emit(index, levels)`` as soon as they are made, instead of written into one output
     array."""
-    pass_ = convert_pass(lo, hi, nan, None, windows, lut)
+    pass_ = convert_pass(lo, hi, nan, None, windows, lut, rule)
     partial = pass_.create()
     channels = () if lut is None else (lut.shape[1],)
     for block in source.blocks(indexes=indexes):
         shape = block_shape(block.index, source.geometry.shape) + channels
-        levels = np.empty(shape, dtype=np.uint8)
+        levels = np.empty(shape, dtype=rule.dtype)
         pass_.out = _Window(block.index, levels)
         pass_.append(partial, block)
         emit(block.index, levels)
@@ -121,11 +132,17 @@ class _Window:
         return self.levels
 
 
-def convert_pass(lo, hi, nan: int, levels_view, windows=None, lut=None) -> _passes.Convert:
-    """The Convert pass for per-group limits (NaN limits: the group maps to `nan`, or to ``lut[256]``)."""
+def convert_pass(lo, hi, nan: int, levels_view, windows=None, lut=None, rule: Rule = DEFAULT_RULE):
+    """The Convert pass for per-group limits (NaN limits: the group maps to `nan`, or to ``lut[256]``); for a
+    rule other than 8-bit linear levels, the ConvertGeneral pass."""
     # A group whose limits are undefined (no finite data) maps entirely to `nan`; the kernels need finite limits,
     # so such groups get placeholder limits and are overwritten block by block.
     undefined = np.isnan(lo) | np.isnan(hi)
+    if not rule.fused:
+        assert windows is None, "approx limits are proved for the fused rule only"
+        lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+        nan_level = nan if lut is None else 0
+        return _passes.ConvertGeneral(lo, hi, rule.top, rule.stretch, nan_level, levels_view, undefined, lut)
     lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)  # copies: the caller keeps its limits
     if undefined.any():
         lo[undefined] = hi[undefined] = 0.0
@@ -135,32 +152,36 @@ def convert_pass(lo, hi, nan: int, levels_view, windows=None, lut=None) -> _pass
     return _passes.Convert(lo, factor, lo_scaled, scale, nan_level, levels_view, undefined, windows, lut)
 
 
-def levels_with_limits(source, dtype, vmin, vmax, percentiles, method: str, nan: int, write_all):
+def levels_with_limits(source, dtype, vmin, vmax, percentiles, method: str, nan: int, write_all, center=None):
     """Convert a block source with its limits: ``write_all(lo, hi, windows)`` runs the conversion pass (and
     returns the proof counts when `windows` is given). Approx: the sampled estimates are proved by the pass that
-    writes with them; a failed proof writes again with the exact limits. Returns the limits used."""
+    writes with them; a failed proof writes again with the exact limits. Returns the limits used (centred about
+    `center` when given: the proof concerns the percentiles, the levels use the centred limits)."""
     if percentiles is not None and method == "approx":
         found = _approx.estimates(source, np.array(percentiles))
         if found is not None:
             lo, hi, windows = found
+            lo, hi = centred(lo, hi, center)
             counts = write_all(lo, hi, windows)
             proved = _approx.prove(source, counts, np.array(percentiles))
             note("approx", proved=proved)
             if proved:
                 return lo, hi
-    lo, hi = exact_limits(source, dtype, vmin, vmax, percentiles)
+    lo, hi = centred(*exact_limits(source, dtype, vmin, vmax, percentiles), center)
     write_all(lo, hi, None)
     return lo, hi
 
 
 def to_uint8_blocks(
-    array, plan: Plan, block_elements: int, chunks, vmin, vmax, percentiles, method, nan, out, lut=None
-):
+    array, plan: Plan, block_elements: int, chunks, vmin, vmax, percentiles, method, nan, out, lut=None,
+    rule: Rule = DEFAULT_RULE,
+):  # fmt: skip
     """to_uint8 of an array-like read block by block (`out`: any array-like of its shape that takes
     ``out[index] = levels``, or None for a new array); colours on a trailing axis with `lut`."""
     source = ChunkedSource(array, plan, block_elements, chunks)
+    method = method if rule.fused else "exact"
     shape = tuple(array.shape) + (() if lut is None else (lut.shape[1],))
-    target = np.empty(shape, dtype=np.uint8) if out is None else out
+    target = np.empty(shape, dtype=rule.dtype) if out is None else out
     inverse = tuple(np.argsort(plan.perm).tolist()) + (() if lut is None else (len(plan.perm),))
 
     def emit(index, levels):
@@ -170,7 +191,7 @@ def to_uint8_blocks(
         target[tuple(physical)] = levels.transpose(inverse)
 
     def write_all(lo, hi, windows):
-        return convert_blocks(source, lo, hi, nan, emit, windows, lut=lut)
+        return convert_blocks(source, lo, hi, nan, emit, windows, lut=lut, rule=rule)
 
-    levels_with_limits(source, np.dtype(array.dtype), vmin, vmax, percentiles, method, nan, write_all)
+    levels_with_limits(source, np.dtype(array.dtype), vmin, vmax, percentiles, method, nan, write_all, rule.center)
     return target

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 
 # Options consumed by to_uint8; everything else goes to the image writer. `out` is included so
 # that it is never handed to Pillow, which silently ignores options it does not know.
-TO_UINT8_OPTIONS = frozenset({"vmin", "vmax", "percentiles", "axis", "method", "nan", "out"})
+TO_UINT8_OPTIONS = frozenset({"vmin", "vmax", "percentiles", "axis", "method", "center", "stretch", "nan", "out"})
 # With `cmap`, the conversion is fastquant.colorize (its `nan` is then a colour) and a 2-D map becomes RGB(A).
 COLOUR_OPTIONS = frozenset({"cmap", "compat"})
 # The options of fastquant's PNG writer; any other (Pillow's optimize, dpi, pnginfo, ...) is refused, not ignored.
@@ -73,8 +73,11 @@ def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any)
         255 for a palette of 256 colours, else none; None: none); uint16 as 16-bit grey.
         ``cmap`` (and ``compat``): colour a 2-D map with :func:`fastquant.colorize` (then ``nan`` is a
         colour, and the image RGB, or RGBA when the colormap or ``nan`` has alpha).
-        ``vmin``, ``vmax``, ``percentiles``, ``axis``, ``method``, ``nan`` and ``out`` go to
-        :func:`fastquant.to_uint8`, with the same meaning: every channel, alpha included,
+        ``bits``: 8 (default) or 16. ``bits=16`` quantizes with :func:`fastquant.to_uint16` and writes 16-bit
+        grey, RGB or RGBA as PNG (fastquant's writer) or TIFF (tifffile, the ``tiff`` extra); it is
+        fastquant's option and never passed to Pillow.
+        ``vmin``, ``vmax``, ``percentiles``, ``axis``, ``method``, ``center``, ``stretch``, ``nan`` and ``out`` go
+        to :func:`fastquant.to_uint8`, with the same meaning: every channel, alpha included,
         follows the same rule, and limits are shared by all channels unless ``axis=(0, 1)`` asks
         for limits per channel. ``format`` names the image format. For PNG, the one other option
         is ``compress_level``: 0-9 as in zlib, default 1 (0 stored, 1-3 ISA-L's levels, or zlib's
@@ -122,8 +125,12 @@ def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any)
     if "palette" in options:
         _save_labels(path, x, options)
         return
+    bits = _bits(options.pop("bits", 8))
     convert = {key: options.pop(key) for key in (TO_UINT8_OPTIONS | COLOUR_OPTIONS) & options.keys()}
     writer_options = options
+    if bits == 16:
+        _save_16(path, x, convert, writer_options)
+        return
 
     arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     coloured = "cmap" in convert
@@ -155,6 +162,51 @@ def save(path: str | os.PathLike[str] | IO[bytes], x: ArrayLike, **options: Any)
     # without a copy; RGB is unpacked once, as Pillow stores it with 4 bytes per pixel.
     image = Image.fromarray(levels)
     image.save(path, **writer_options)
+
+
+def _bits(bits) -> int:
+    from ._validate import integer
+
+    value = integer(bits, "bits", "8 or 16")
+    if value not in (8, 16):
+        raise ValueError(f"bits={bits!r} is not accepted; accepted: 8 or 16")
+    return value
+
+
+def _save_16(path, x, convert: dict[str, Any], writer_options: dict[str, Any]) -> None:
+    """save(..., bits=16): to_uint16 levels as a 16-bit PNG (fastquant's writer) or TIFF (tifffile)."""
+    from ._api import to_uint16
+
+    if convert.keys() & COLOUR_OPTIONS:
+        raise ValueError("bits=16 writes levels, and colormaps are 8-bit; accepted: cmap= with bits=8")
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    _mode_for_shape(arr.shape)
+    fmt = _resolve_format(path, writer_options.get("format"))
+    if fmt not in ("PNG", "TIFF"):
+        raise ValueError(f"bits=16 is written as PNG or TIFF, not {fmt}; accepted: a .png or .tif path")
+    if fmt == "PNG":
+        compress_level = _png_compress_level(writer_options)
+    else:
+        unknown = sorted(writer_options.keys() - {"format"})
+        if unknown:
+            raise ValueError(
+                f"option(s) {', '.join(map(repr, unknown))} not supported for 16-bit TIFF (written by tifffile, "
+                "uncompressed); accepted: format"
+            )
+        from ._outputs import _extra
+
+        tifffile = _extra("tifffile", "tiff")
+    levels = to_uint16(arr, **convert)
+    if levels.ndim == 3 and levels.shape[2] == 1:
+        levels = levels.reshape(levels.shape[:2])
+    if fmt == "PNG":
+        from ._png import write_png16
+
+        _write_file(path, lambda file: write_png16(file, levels, compress_level=compress_level))
+        return
+    photometric = "minisblack" if levels.ndim == 2 else "rgb"
+    extra = {} if levels.ndim == 2 or levels.shape[2] == 3 else {"extrasamples": ["unassalpha"]}
+    _write_file(path, lambda file: tifffile.imwrite(file, levels, photometric=photometric, **extra))
 
 
 def _save_labels(path, x, options: dict[str, Any]) -> None:

@@ -11,17 +11,19 @@ import math
 import numpy as np
 
 from . import _validate, reference
-from ._levels import plain_span
+from ._levels import DEFAULT_RULE, centred, plain_span
 from ._select import lerp, selected_percentiles
 
 MANY_ROWS = 4  # at least this many rows of at most SHORT_ROW values: all rows sorted at once
 SHORT_ROW = 1 << 12
 
 
-def to_uint8(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...], nan: int, out: np.ndarray | None):
-    """to_uint8 for validated arguments."""
-    lo, hi = limits(x, vmin, vmax, percentiles, axes)
-    return quantize(x, lo, hi, nan, out)
+def to_uint8(
+    x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...], nan: int, out: np.ndarray | None, rule=DEFAULT_RULE
+):
+    """to_uint8 (to_uint16 with ``rule.top`` 65535) for validated arguments."""
+    lo, hi = centred(*limits(x, vmin, vmax, percentiles, axes), rule.center)
+    return quantize(x, lo, hi, nan, out, rule)
 
 
 def limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
@@ -73,25 +75,26 @@ def _sorted_rows_percentiles(rows: np.ndarray, quantiles: np.ndarray) -> np.ndar
     return result
 
 
-def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int, out: np.ndarray | None):
+def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int, out: np.ndarray | None, rule=DEFAULT_RULE):
     """reference.quantize in fewer NumPy passes where the limits are ordinary (equal bit for bit).
 
-    Ordinary: lo < hi with 255 / (hi - lo) a normal float64 (the scale terms' factor 1), so
-    t = (x - lo) * (255 / (hi - lo)) is the reference's arithmetic. Rounding t and then clipping it to [0, 255]
-    gives the reference's three-way rule: x <= lo gives t <= 0, and x >= hi gives t >= 255 up to an ulp. t is NaN
-    exactly where x is. Other limits (equal, extreme, undefined) take the reference's rule.
+    Ordinary: lo < hi with top / (hi - lo) a normal float64 (the scale terms' factor 1), so
+    t = (x - lo) * (top / (hi - lo)) is the reference's arithmetic. Rounding t and then clipping it to [0, top]
+    gives the reference's three-way rule: x <= lo gives t <= 0, and x >= hi gives t >= top up to an ulp. t is NaN
+    exactly where x is. Other limits (equal, extreme, undefined) and non-linear stretches take the reference's rule.
     """
-    if bool(np.all(plain_span(lo, hi))):
+    top = rule.top
+    if rule.stretch == "linear" and bool(np.all(plain_span(lo, hi, top))):
         with np.errstate(all="ignore"):
             t = x.astype(np.float64, order="C")
             np.subtract(t, lo, out=t)
-            np.multiply(t, 255.0 / (hi - lo), out=t)
+            np.multiply(t, float(top) / (hi - lo), out=t)
         np.rint(t, out=t)
-        np.clip(t, 0.0, 255.0, out=t)
+        np.clip(t, 0.0, float(top), out=t)
         np.copyto(t, float(nan), where=np.isnan(t))
-        levels = t.astype(np.uint8)
+        levels = t.astype(rule.dtype)
     else:
-        levels = reference.quantize(x, lo, hi, nan)
+        levels = reference.quantize(x, lo, hi, nan, top, rule.stretch)
     if out is None:
         return levels
     out[...] = levels

@@ -654,3 +654,80 @@ class Convert(Pass):
 
     def combine(self, partials: list):
         return None if self.windows is None else np.sum(partials, axis=0)
+
+
+GUESS_BUCKETS = 4096  # buckets of the range per group whose level guesses a stretch kernel starts from
+GUESS_BYTES = 1 << 22  # at most this many bytes of guesses (many groups: fewer buckets each)
+
+
+@dataclasses.dataclass
+class ConvertGeneral(Pass):
+    """The conversion pass for what the fused 8-bit kernels do not do: 16-bit levels (``top`` 65535) and the
+    levels of a non-linear stretch (``stretch`` not "linear"; 8 or 16 bits, or colours with `lut`), for (G,)
+    limits ``lo <= hi`` (NaN: the group is `undefined` and maps to `nan_level`, or to ``lut[256]``)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    top: int
+    stretch: str | float
+    nan_level: int
+    out: np.ndarray
+    undefined: np.ndarray
+    lut: np.ndarray | None = None
+
+    def __post_init__(self):
+        from ._levels import scale_terms, thresholds
+
+        lo, hi = self.lo.copy(), self.hi.copy()
+        lo[self.undefined] = hi[self.undefined] = 0.0  # placeholders: these groups are overwritten
+        self.dtype = np.dtype(np.uint8 if self.top == 255 else np.uint16)
+        self.packed = None if self.lut is None else packed_colours(self.lut)
+        if self.stretch == "linear":
+            np.copyto(hi, lo, where=hi == lo)  # equal limits -> scale +inf (see the kernels)
+            self.params = [np.ascontiguousarray(p) for p in (lo, *scale_terms(lo, hi, self.top))]
+            return
+        steps = thresholds(lo, hi, self.stretch, self.top)
+        buckets = max(16, min(GUESS_BUCKETS, GUESS_BYTES // (2 * max(1, lo.size))))
+        with np.errstate(all="ignore"):
+            span = hi - lo
+            bucket_scale = np.where(np.isfinite(buckets / span) & (span > 0), buckets / span, 0.0)
+            centres = lo[:, None] + (np.arange(buckets) + 0.5) * (span[:, None] / buckets)
+        guesses = np.empty((lo.size, buckets), dtype=np.uint16)
+        for g in range(lo.size):
+            guesses[g] = np.searchsorted(steps[g], np.nan_to_num(centres[g]), side="right")
+        self.params = [lo, hi, steps, guesses, bucket_scale]
+
+    def create(self):
+        return None
+
+    def append(self, partial, block: Block) -> None:
+        from ._kernels import kernel_lock
+        from ._kernels import levels as level_kernels
+
+        lay = block.layout
+        params = [block.take(p) for p in self.params]
+        dest_view = self.out[block.index]
+        in_place = dest_view.flags.c_contiguous
+        per_element = (block.data.size,) if self.lut is None else (block.data.size, self.lut.shape[1])
+        dest = dest_view.reshape(per_element) if in_place else np.empty(per_element, dtype=self.dtype)
+        kernel = "levels16" if self.stretch == "linear" else "thresholds"
+        note("convert", kernel=kernel, colour=self.lut is not None)
+        with kernel_lock():
+            if self.stretch == "linear":
+                level_kernels.levels16_runs(
+                    block.data, dest, lay.groups, lay.inner, *params, float(self.nan_level), n_parts()
+                )
+            else:
+                level_kernels.threshold_runs(
+                    block.data, dest, lay.groups, lay.inner, *params, np.int64(self.nan_level), n_parts(),
+                    self.packed,
+                )  # fmt: skip
+        undefined = block.take(self.undefined)
+        if undefined.any():
+            fill = self.dtype.type(self.nan_level) if self.lut is None else self.lut[256]
+            dest.reshape(lay.outer, lay.groups, lay.inner, -1)[:, undefined, :] = fill
+        if not in_place:
+            dest_view[...] = dest.reshape(dest_view.shape)
+
+    def combine(self, partials: list):
+        return None

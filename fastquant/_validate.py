@@ -245,6 +245,40 @@ def integer(value, name: str, accepted: str = "an int") -> int:
         raise TypeError(f"{name}={value!r} must be {accepted}") from exc
 
 
+def check_center(center) -> float | None:
+    """The centre of symmetric limits: None, or a finite real scalar."""
+    return None if center is None else _finite_scalar(center, "center")
+
+
+STRETCH_NAMES = ("linear", "sqrt", "log", "asinh")
+
+
+def check_stretch(stretch) -> str | float:
+    """A stretch: one of STRETCH_NAMES, or a gamma (a finite real > 0; 1.0 is "linear")."""
+    accepted = f"one of {', '.join(map(repr, STRETCH_NAMES))} or a gamma (a positive finite number)"
+    if isinstance(stretch, str):
+        if stretch not in STRETCH_NAMES:
+            raise ValueError(f"stretch={stretch!r} is not known; accepted: {accepted}")
+        return stretch
+    if isinstance(stretch, (bool, np.bool_)) or np.ndim(stretch) != 0:
+        raise TypeError(f"stretch={stretch!r} must be {accepted}")
+    try:
+        gamma = float(stretch)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"stretch={stretch!r} must be {accepted}") from exc
+    if not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"stretch={stretch!r} is not a positive finite gamma; accepted: {accepted}")
+    return "linear" if gamma == 1.0 else gamma
+
+
+def check_nan16(nan) -> int:
+    """The 16-bit level given to NaN: an int in 0..65535."""
+    value = integer(nan, "nan", "an int in 0..65535")
+    if not 0 <= value <= 65535:
+        raise ValueError(f"nan={nan!r} is outside 0..65535")
+    return value
+
+
 def check_nan(nan) -> int:
     """The grey level given to NaN: an int in 0..255."""
     value = integer(nan, "nan", "an int in 0..255")
@@ -253,26 +287,28 @@ def check_nan(nan) -> int:
     return value
 
 
-def check_out(out, shape: tuple[int, ...], accepted: str = "the input's shape"):
+def check_out(out, shape: tuple[int, ...], accepted: str = "the input's shape", dtype=np.uint8):
+    """`out` (None, an array or an array-like that takes ``out[index] = levels``) of `shape` and `dtype`."""
     if out is None:
         return None
+    name = np.dtype(dtype).name
     if not isinstance(out, np.ndarray):
         if not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")):
             raise TypeError(
-                f"out must be a numpy.ndarray of dtype uint8 or an array-like that takes out[index] = levels "
+                f"out must be a numpy.ndarray of dtype {name} or an array-like that takes out[index] = levels "
                 f"(a zarr array, an h5py dataset), got {type(out).__name__}"
             )
-        if np.dtype(out.dtype) != np.uint8:
-            raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
+        if np.dtype(out.dtype) != dtype:
+            raise ValueError(f"out has dtype {out.dtype}; accepted: {name}")
         if tuple(out.shape) != tuple(shape):
             raise ValueError(f"out has shape {tuple(out.shape)}; accepted: {accepted} {tuple(shape)}")
         return out
-    if out.dtype != np.uint8:
-        raise ValueError(f"out has dtype {out.dtype}; accepted: uint8")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}; accepted: {name}")
     if out.shape != tuple(shape):
         raise ValueError(f"out has shape {out.shape}; accepted: {accepted} {tuple(shape)}")
     if not out.flags.writeable:
-        raise ValueError("out is read-only; accepted: a writeable uint8 array")
+        raise ValueError(f"out is read-only; accepted: a writeable {name} array")
     return out
 
 

@@ -27,9 +27,21 @@ to_uint8(x, vmin, vmax, percentiles, axis, nan)
     Where data-derived limits are NaN (a slice with no finite value), every element of the slice -> nan; so
     does a slice whose given vmin and vmax are both NaN (the limits :func:`limits` returns for such a slice).
 
-limits(x, vmin, vmax, percentiles, axis)
+limits(x, vmin, vmax, percentiles, axis, center)
     ``vmin``/``vmax``: scalars, or arrays that broadcast to the limits' keepdims shape (or to the kept axes).
     Given only one, the other is the slice's finite minimum or maximum (matplotlib); if then lo > hi, hi = lo.
+    With ``center=c`` the limits become ``c -+ h``, ``h = max(c - lo, hi - c)`` (see
+    :func:`fastquant._levels.centred`), so that c maps to the middle level.
+
+to_uint8(..., stretch)
+    ``stretch="linear"`` (or gamma 1.0) is the rule above. A non-linear stretch S ("sqrt", "log", "asinh", or a
+    gamma: ``t ** gamma``) is defined by its 255 steps: NaN -> nan, ``x <= lo`` -> 0, ``x >= hi`` -> 255, and
+    otherwise the number of thresholds ``x_k <= x``, ``x_k = lo + S^-1((k - 0.5) / 255) * (hi - lo)`` for
+    k = 1..255, computed once per slice in float64 (:func:`fastquant._levels.thresholds`).
+
+to_uint16(...)
+    The same rules with 65535 in place of 255 (levels ``rint((x - lo) * (65535 / (hi - lo)))``, 65535
+    thresholds for a non-linear stretch), uint16 output, `nan` in 0..65535.
 
 colorize(x, cmap, vmin, vmax, percentiles, axis, nan, compat)
     ``table[level]``, where ``level`` is :func:`to_uint8`'s level with the same limits and ``table`` the
@@ -46,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _colormaps, _validate
-from ._levels import matplotlib_index, scale_terms
+from ._levels import centred, matplotlib_index, scale_terms, thresholds
 
 
 def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
@@ -70,7 +82,7 @@ def percentile(x, q, axis=None, *, method: str = "exact") -> np.ndarray:
     return np.moveaxis(result, 0, -1).reshape(q.shape + kept_shape)
 
 
-def limits(x, vmin=None, vmax=None, *, percentiles=None, axis=None, method: str = "approx"):
+def limits(x, vmin=None, vmax=None, *, percentiles=None, axis=None, method: str = "approx", center=None):
     """The limits ``(lo, hi)`` that :func:`to_uint8` uses with the same arguments.
 
     float64 arrays of ``x``'s shape with the `axis` axes reduced to length 1 (keepdims). A slice without finite
@@ -80,7 +92,7 @@ def limits(x, vmin=None, vmax=None, *, percentiles=None, axis=None, method: str 
     axes = _validate.limit_axes(axis, x.shape, vmin, vmax)
     vmin, vmax, percentiles = _validate.check_limits(vmin, vmax, percentiles, x.shape, axes)
     _validate.check_method(method)
-    return _limits(x, vmin, vmax, percentiles, axes)
+    return centred(*_limits(x, vmin, vmax, percentiles, axes), _validate.check_center(center))
 
 
 def _limits(x: np.ndarray, vmin, vmax, percentiles, axes: tuple[int, ...]):
@@ -123,15 +135,38 @@ def to_uint8(
     percentiles=None,
     axis=None,
     method: str = "approx",
+    center=None,
+    stretch="linear",
     nan: int = 0,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Quantize `x` to uint8 (see the module docstring). `method` has a single (exact) answer here."""
-    x, axes, vmin, vmax, percentiles = _limit_arguments(x, vmin, vmax, percentiles, axis, method)
-    nan = _validate.check_nan(nan)
-    out = _validate.check_out(out, x.shape)
+    return _levels_of(x, vmin, vmax, percentiles, axis, method, center, stretch, _validate.check_nan(nan), out, 255)
 
-    levels = quantize(x, *_limits(x, vmin, vmax, percentiles, axes), nan)
+
+def to_uint16(
+    x,
+    vmin=None,
+    vmax=None,
+    *,
+    percentiles=None,
+    axis=None,
+    method: str = "approx",
+    center=None,
+    stretch="linear",
+    nan: int = 0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Quantize `x` to uint16: to_uint8's rules with 65535 levels (see the module docstring)."""
+    return _levels_of(x, vmin, vmax, percentiles, axis, method, center, stretch, _validate.check_nan16(nan), out, 65535)
+
+
+def _levels_of(x, vmin, vmax, percentiles, axis, method, center, stretch, nan: int, out, top: int):
+    x, axes, vmin, vmax, percentiles = _limit_arguments(x, vmin, vmax, percentiles, axis, method)
+    center, stretch = _validate.check_center(center), _validate.check_stretch(stretch)
+    out = _validate.check_out(out, x.shape, dtype=np.uint8 if top == 255 else np.uint16)
+    lo, hi = centred(*_limits(x, vmin, vmax, percentiles, axes), center)
+    levels = quantize(x, lo, hi, nan, top, stretch)
     if out is None:
         return levels
     out[...] = levels
@@ -147,15 +182,30 @@ def _limit_arguments(x, vmin, vmax, percentiles, axis, method: str):
     return x, axes, vmin, vmax, percentiles
 
 
-def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int) -> np.ndarray:
-    """The per-element rule: C-contiguous uint8 levels of `x` for limits `lo <= hi` (broadcastable to x)."""
+def quantize(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: int, top: int = 255, stretch="linear"):
+    """The per-element rule: C-contiguous levels (uint8 for top 255, uint16 for 65535) of `x` for limits
+    `lo <= hi` (keepdims-shaped, or broadcastable to x)."""
     values = x.astype(np.float64)
-    with np.errstate(all="ignore"):
-        factor, lo_scaled, scale = scale_terms(lo, hi)
-        scaled = np.rint((values * factor - lo_scaled) * scale)
-    levels = np.where(values <= lo, 0.0, np.where(values >= hi, 255.0, scaled))
+    if stretch == "linear":
+        with np.errstate(all="ignore"):
+            factor, lo_scaled, scale = scale_terms(lo, hi, top)
+            inside = np.rint((values * factor - lo_scaled) * scale)
+    else:
+        inside = _threshold_counts(values, np.asarray(lo), np.asarray(hi), stretch, top)
+    levels = np.where(values <= lo, 0.0, np.where(values >= hi, float(top), inside))
     levels = np.where(np.isnan(values) | np.isnan(lo) | np.isnan(hi), nan, levels)
-    return levels.astype(np.uint8, order="C")
+    return levels.astype(np.uint8 if top == 255 else np.uint16, order="C")
+
+
+def _threshold_counts(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, stretch, top: int) -> np.ndarray:
+    """The number of a slice's thresholds ``<= x``, for each element (slice by slice of the limits' shape)."""
+    lo, hi = np.broadcast_arrays(lo, hi)
+    steps = thresholds(lo, hi, stretch, top)
+    counts = np.empty(values.shape)
+    for group in np.ndindex(*lo.shape):
+        where = tuple(i if n > 1 else slice(None) for i, n in zip(group, lo.shape, strict=True))
+        counts[where] = np.searchsorted(steps[group], values[where], side="right")
+    return counts
 
 
 def colorize(
@@ -167,18 +217,21 @@ def colorize(
     percentiles=None,
     axis=None,
     method: str = "approx",
+    center=None,
+    stretch="linear",
     nan=(0, 0, 0),
     compat: str | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Colours of `x` through a colormap (see the module docstring). `method` has a single (exact) answer here."""
     x, axes, vmin, vmax, percentiles = _limit_arguments(x, vmin, vmax, percentiles, axis, method)
+    center, stretch = _validate.check_center(center), _colormaps.check_stretch_compat(stretch, compat)
     table = _colormaps.lookup_table(_colormaps.colour_table(cmap, compat), _colormaps.check_nan_colour(nan))
     out = _validate.check_out(out, x.shape + (table.shape[1],), "the input's shape plus (3,) or (4,)")
 
-    lo, hi = _limits(x, vmin, vmax, percentiles, axes)
+    lo, hi = centred(*_limits(x, vmin, vmax, percentiles, axes), center)
     if compat is None:
-        index = quantize(x, lo, hi, 0).astype(np.int64)
+        index = quantize(x, lo, hi, 0, 255, stretch).astype(np.int64)
         bad = (np.isnan(x) if x.dtype.kind == "f" else np.zeros(x.shape, dtype=bool)) | np.isnan(lo) | np.isnan(hi)
     else:
         index, bad = matplotlib_index(x, lo, hi)

@@ -7,16 +7,21 @@ packages (tifffile, zarr, h5py) when first used.
 
 from . import reference
 from ._api import colorize, labels, limits, percentile, to_uint8, to_uint16
+from ._composite import composite
 from ._convert import Summary, convert
+from ._figures import grid, overlay
 from ._io import save
 from ._outputs import read_metadata
 
 __all__ = [
     "Summary",
     "colorize",
+    "composite",
     "convert",
+    "grid",
     "labels",
     "limits",
+    "overlay",
     "percentile",
     "read_metadata",
     "reference",

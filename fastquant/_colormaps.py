@@ -3,8 +3,9 @@
 A colormap becomes a 256-row table of colours (3 columns, or 4 with alpha) indexed by the grey level of
 :func:`fastquant.to_uint8`. The shipped maps are stored as matplotlib's float tables (``_data/colormaps.npz``,
 sources and licences in ``_data/COLORMAPS.md``): fastquant's bytes are ``rint(table * 255)``, and
-``compat="matplotlib"`` takes matplotlib's truncating ``(table * 255).astype(uint8)``. NumPy only, and nothing is
-read from disk until a colormap is first asked for.
+``compat="matplotlib"`` takes matplotlib's truncating ``(table * 255).astype(uint8)``. The ``glasbey`` labels palette
+is stored there as bytes (made by ``tools/make_glasbey.py``). NumPy only, and nothing is read from disk until a
+colormap is first asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from . import _validate
 
-SHIPPED = ("gray", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "RdBu", "voc")
+SHIPPED = ("gray", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "RdBu", "voc", "glasbey")
+PALETTES = ("voc", "glasbey")  # labels palettes: colours by index, no matplotlib counterpart
 COMPAT = ("matplotlib",)
 ACCEPTED_CMAPS = (
     f"one of {', '.join(SHIPPED)}; a (256, 3) or (256, 4) array (uint8, or floats in [0, 1]); "
@@ -44,18 +46,32 @@ def voc_palette(n: int = 256) -> np.ndarray:
     return palette
 
 
+def glasbey_palette() -> np.ndarray:
+    """The glasbey label colours: 256 maximally distinct colours, (256, 3) uint8 (a copy).
+
+    Glasbey et al.'s greedy algorithm in CIELAB over a 32-level sRGB grid, starting from black (label 0); see
+    ``tools/make_glasbey.py`` and ``_data/COLORMAPS.md``.
+    """
+    return _stored()["glasbey"].copy()
+
+
+def named_palette(name: str) -> np.ndarray:
+    """The (256, 3) uint8 colours of a palette of ``PALETTES``."""
+    return voc_palette() if name == "voc" else glasbey_palette()
+
+
 def colour_table(cmap, compat: str | None = None) -> np.ndarray:
     """The (256, 3) or (256, 4) uint8 colours of `cmap` (see ``ACCEPTED_CMAPS``)."""
     if compat is not None and compat not in COMPAT:
         raise ValueError(f"compat={compat!r} is not known; accepted: None or 'matplotlib'")
     to_bytes = _truncate if compat == "matplotlib" else _round
     if isinstance(cmap, str):
-        if cmap == "voc":
+        if cmap in PALETTES:
             if compat == "matplotlib":
-                raise ValueError("cmap='voc' has no matplotlib counterpart; compat='matplotlib' needs another map")
-            return voc_palette()
+                raise ValueError(f"cmap={cmap!r} has no matplotlib counterpart; compat='matplotlib' needs another map")
+            return named_palette(cmap)
         stored = _stored()
-        if cmap not in stored:
+        if cmap not in stored or cmap in PALETTES:
             raise ValueError(f"cmap={cmap!r} is not a shipped colormap; accepted: {ACCEPTED_CMAPS}")
         return to_bytes(stored[cmap])
     if isinstance(cmap, (np.ndarray, list, tuple)):
@@ -137,14 +153,17 @@ def lookup_table(colours: np.ndarray, nan: tuple[int, ...]) -> np.ndarray:
 
 
 def palette_table(palette) -> np.ndarray:
-    """A labels palette: ``"voc"`` (256 colours) or a (K, 3) uint8 array with 1 <= K <= 256."""
+    """A labels palette: ``"voc"`` or ``"glasbey"`` (256 colours each) or a (K, 3) uint8 array, 1 <= K <= 256."""
     if isinstance(palette, str):
-        if palette != "voc":
-            raise ValueError(f"palette={palette!r} is not known; accepted: 'voc' or a (K, 3) uint8 array, K <= 256")
-        return voc_palette()
+        if palette not in PALETTES:
+            raise ValueError(
+                f"palette={palette!r} is not known; accepted: 'voc', 'glasbey' or a (K, 3) uint8 array, K <= 256"
+            )
+        return named_palette(palette)
     table = np.asarray(palette)
     if table.dtype != np.uint8 or table.ndim != 2 or table.shape[1] != 3 or not 1 <= table.shape[0] <= 256:
         raise ValueError(
-            f"palette of shape {table.shape} and dtype {table.dtype}; accepted: 'voc' or (K, 3) uint8, K <= 256"
+            f"palette of shape {table.shape} and dtype {table.dtype}; accepted: 'voc', 'glasbey' or (K, 3) uint8, "
+            "K <= 256"
         )
     return np.ascontiguousarray(table)

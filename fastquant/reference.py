@@ -51,6 +51,31 @@ colorize(x, cmap, vmin, vmax, percentiles, axis, nan, compat)
     index is matplotlib's (:func:`fastquant._levels.matplotlib_index`: ``floor(t * 256)`` in the data's float
     type, clamped, under/over/bad) and the table matplotlib's truncated ``(float_table * 255).astype(uint8)``,
     so the colours equal ``matplotlib.colormaps[name](Normalize(lo, hi)(x), bytes=True)[..., :3]``.
+
+composite(x, colors, channel_axis, vmin, vmax, percentiles, axis, mode)
+    Limits per channel (:func:`limits`, `axis` default every axis but `channel_axis`, which it must not include).
+    Per value, in float64: ``t = 0`` for NaN, NaN limits or ``x <= lo``; else 1 for ``x >= hi``; else
+    ``(x - lo) / (hi - lo)`` (all four terms halved where hi - lo overflows). With ``w_c = colour_c / 255`` and
+    float64 sums taken channel by channel (c = 0..N-1), per RGB component k: "sum" ``rint(255 * min(1,
+    sum t_c w_ck))``; "max" ``rint(255 * max_c t_c w_ck)``; "weighted" ``rint((255 * sum t_c w_ck) / sum t_c)``,
+    0 where ``sum t_c == 0``. uint8 output of x's shape without the channel axis, plus (3,).
+
+overlay(image, labels_or_map, alpha, cmap, palette, ignore, vmin, vmax, percentiles)
+    A uint8 image, (H, W) gray repeated to RGB or (H, W, 3). Integer (H, W) labels: ``colour = palette[label]``
+    (``"voc"``, ``"glasbey"`` or a (K, 3) uint8 array); a label equal to `ignore` (default 255 for uint8, 65535
+    for uint16, none for other dtypes) keeps the image; any other label outside 0..K-1 is an error. A float (H, W)
+    map: ``colour = colorize(map, cmap, vmin, vmax, percentiles)``; NaN pixels (and a map without limits) keep the
+    image. Per channel, in float64: ``rint((1 - alpha) * image + alpha * colour)`` (round half to even), alpha in
+    [0, 1]. Output (H, W, 3) uint8.
+
+grid(x, ncols, padding, pad_value, shared_limits, cmap, vmin, vmax, percentiles, nan)
+    The tiles of (C, H, W) or (N, C, H, W), flattened in C order (sample n's channels consecutive), tile t at
+    grid row ``t // ncols``, column ``t % ncols`` (default ncols: C for 4-D, ``ceil(sqrt(C))`` for 3-D), with
+    `padding` pixels of `pad_value` between tiles and around the border, and in empty slots: shape
+    ``(nrows * (H + padding) + padding, ncols * (W + padding) + padding)``. Each tile is ``to_uint8(tile, ...)``
+    (``colorize(tile, cmap, ...)`` with a cmap: a trailing (3,) or (4,)) with its own limits, or with
+    ``shared_limits`` the limits of the whole input (:func:`limits` with ``axis=None``). Without vmin, vmax and
+    percentiles: ``percentiles=(0, 100)`` (the finite minimum and maximum of each tile, or of the input).
 """
 
 from __future__ import annotations
@@ -262,4 +287,104 @@ def labels(scores, *, channel_axis: int = 0, threshold=None, ignore=None) -> np.
         bad |= best < threshold
     out = winner.astype(dtype)
     out[bad] = ignore
+    return out
+
+
+def composite(
+    x, colors=None, *, channel_axis=-1, vmin=None, vmax=None, percentiles=None, axis=None, method="approx", mode="sum"
+) -> np.ndarray:
+    """N channels mapped to colours and combined into RGB (see the module docstring and
+    :func:`fastquant.composite`). `method` has a single (exact) answer here."""
+    from ._composite import check_composite
+
+    x = _validate.real_array(x)
+    channel, axes, weights, mode = check_composite(x.shape, colors, channel_axis, axis, mode)
+    x, axes, vmin, vmax, percentiles = _limit_arguments(x, vmin, vmax, percentiles, axes, method)
+    lo, hi = _limits(x, vmin, vmax, percentiles, axes)
+    return blend(x, lo, hi, weights, channel, mode)
+
+
+def blend(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, channel: int, mode: str) -> np.ndarray:
+    """The composite of `x` for limits `lo`, `hi` (float64 of x's ndim, length N along the channel axis, the
+    other axes 1 or x's) and colours `weights` ((N, 3) float64, colour / 255), channel by channel."""
+    out_shape = x.shape[:channel] + x.shape[channel + 1 :]
+    acc = np.zeros(out_shape + (3,))
+    total = np.zeros(out_shape)
+    for c in range(x.shape[channel]):  # sums in the order c = 0..N-1 (not numpy.sum, which is pairwise)
+        v = np.take(x, c, axis=channel).astype(np.float64)
+        low, high = np.take(lo, c, axis=channel), np.take(hi, c, axis=channel)
+        with np.errstate(all="ignore"):
+            f = np.where(np.isinf(high - low), 0.5, 1.0)  # hi - lo overflows: halve everything (exact)
+            t = (v * f - low * f) / (high * f - low * f)
+        t = np.where(v >= high, 1.0, t)
+        t = np.where(v <= low, 0.0, t)
+        t = np.where(np.isnan(v) | np.isnan(low) | np.isnan(high), 0.0, t)
+        coloured = t[..., None] * weights[c]
+        acc = np.maximum(acc, coloured) if mode == "max" else acc + coloured
+        total = total + t
+    if mode == "sum":
+        level = 255.0 * np.minimum(1.0, acc)
+    elif mode == "max":
+        level = 255.0 * acc
+    else:
+        with np.errstate(all="ignore"):
+            level = np.where(total[..., None] == 0.0, 0.0, (255.0 * acc) / total[..., None])
+    return np.rint(np.clip(level, 0.0, 255.0)).astype(np.uint8)
+
+
+def overlay(
+    image,
+    labels_or_map,
+    *,
+    alpha=0.5,
+    cmap="viridis",
+    palette="voc",
+    ignore=None,
+    vmin=None,
+    vmax=None,
+    percentiles=None,
+    method: str = "approx",
+) -> np.ndarray:
+    """A heatmap or labels blended over an 8-bit image (see the module docstring and :func:`fastquant.overlay`)."""
+    from . import _figures
+
+    image, values, alpha, ignore = _figures.check_overlay(image, labels_or_map, alpha, ignore, vmin, vmax, percentiles)
+    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+    if values.dtype.kind == "f":
+        _figures.check_opaque(cmap)
+        rgba = colorize(values, cmap, vmin, vmax, percentiles=percentiles, method=method, nan=(0, 0, 0, 0))
+        keep, colours = rgba[..., 3] == 0, rgba[..., :3]  # alpha 0: NaN, or no limits
+    else:
+        table = _colormaps.palette_table(palette)
+        keep = values == ignore if ignore is not None else np.zeros(values.shape, dtype=bool)
+        _figures.check_label_range(values, keep, len(table), ignore)
+        colours = table[np.where(keep, 0, values)]
+    blended = np.rint((1 - alpha) * rgb.astype(np.float64) + alpha * colours.astype(np.float64))
+    return np.where(keep[..., None], rgb, blended).astype(np.uint8, order="C")
+
+
+def grid(x, *, ncols=None, padding=2, pad_value=0, shared_limits=False, cmap=None, **limit_options) -> np.ndarray:
+    """Tiles of a C×H×W or N×C×H×W array in one image (see the module docstring and :func:`fastquant.grid`)."""
+    from . import _figures
+
+    layout = _figures.check_grid(x, ncols, padding, pad_value, shared_limits, cmap, limit_options)
+    x, tiles, ncols, nrows, fill, channels = layout
+    options = dict(limit_options)
+    vmin, vmax, percentiles = options.pop("vmin", None), options.pop("vmax", None), options.pop("percentiles", None)
+    lo, hi, percentiles = _figures.tile_limits(x, vmin, vmax, percentiles, shared_limits)
+    if shared_limits:
+        lo, hi = (float(v.reshape(-1)[0]) for v in limits(x, vmin, vmax, percentiles=percentiles))
+        percentiles = None
+    h, w = x.shape[-2:]
+    shape = (nrows * (h + padding) + padding, ncols * (w + padding) + padding) + ((channels,) if channels else ())
+    out = np.empty(shape, dtype=np.uint8)
+    out[...] = fill
+    for t, tile in enumerate(x.reshape((tiles, h, w))):
+        tile_lo, tile_hi = (v if v is None or np.ndim(v) == 0 else v[t] for v in (lo, hi))
+        if cmap is None:
+            levels = to_uint8(tile, tile_lo, tile_hi, percentiles=percentiles, **options)
+        else:
+            levels = colorize(tile, cmap, tile_lo, tile_hi, percentiles=percentiles, **options)
+        top, left = padding + (t // ncols) * (h + padding), padding + (t % ncols) * (w + padding)
+        out[top : top + h, left : left + w] = levels
     return out

@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 
 NAMES = ("gray", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "RdBu")
+KEPT = ("glasbey",)  # made by tools/make_glasbey.py (not from matplotlib): kept as the file has it
 
 
 def main() -> None:
@@ -26,6 +27,9 @@ def main() -> None:
         assert cmap.N == 256, name
         tables[name] = np.ascontiguousarray(cmap._lut[:256, :3], dtype=np.float64)
     target = pathlib.Path(__file__).resolve().parent.parent / "fastquant" / "_data" / "colormaps.npz"
+    if target.exists():
+        with np.load(target, allow_pickle=False) as stored:
+            tables.update({name: stored[name] for name in KEPT if name in stored.files})
     np.savez(target, **tables)
     print(f"wrote {target} ({', '.join(NAMES)}) from matplotlib {matplotlib.__version__}")
 

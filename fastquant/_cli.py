@@ -33,6 +33,20 @@ def _channels(text: str) -> list[int]:
         ) from None
 
 
+def _colour(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a colour R,G,B or R,G,B,A of ints 0..255") from None
+
+
+def _stretch(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a name, checked by convert
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of the ``fastquant`` command (its ``--help`` documents every option)."""
     top = _Parser(prog=PROG, description="Exact, fast conversion of float volumes to 8-bit images.")
@@ -60,10 +74,29 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     lim.add_argument("--nan", type=int, default=0, metavar="LEVEL", help="level of NaN (default 0)")
     lim.add_argument(
-        "--limits", choices=("volume", "slice", "channel", "slice-channel"), default="volume",
+        "--limits", choices=("volume", "slice", "channel", "slice-channel"),
         help="which elements share one pair of data-derived limits (default: volume, the same mapping in every "
-        "image)",
+        "image; channel with --composite)",
     )  # fmt: skip
+    lim.add_argument("--center", type=float, metavar="C", help="limits symmetric about C (signed maps)")
+    lim.add_argument(
+        "--stretch", type=_stretch, default="linear", metavar="NAME|GAMMA",
+        help="linear (default), sqrt, log, asinh, or a gamma such as 0.5",
+    )  # fmt: skip
+    col = conv.add_argument_group("colour, channels, labels")
+    col.add_argument("--cmap", metavar="NAME", help="colour gray images with a colormap, e.g. viridis, RdBu")
+    col.add_argument("--nan-color", type=_colour, metavar="R,G,B[,A]", help="colour of NaN with --cmap")
+    col.add_argument("--compat", choices=("matplotlib",), help="--cmap with matplotlib's exact bytes")
+    col.add_argument(
+        "--composite", nargs="?", const="sum", choices=("sum", "max", "weighted"),
+        help="combine the channels of --channel-axis into RGB, each with its own limits (default mode: sum)",
+    )  # fmt: skip
+    col.add_argument("--labels", action="store_true", help="write the class of the largest score along --channel-axis")
+    col.add_argument("--threshold", type=float, metavar="T", help="--labels: a best score below T gets label 255")
+    col.add_argument(
+        "--palette", metavar="voc|glasbey|FILE", help="--labels: palette PNGs (FILE: lines 'R G B'), 255 transparent"
+    )
+    col.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per sample of levels (default 8)")
     ax = conv.add_argument_group("axes and channels")
     ax.add_argument(
         "--slice-axis", type=int, metavar="N", help="the axis iterated to make images (default 0, or the first axis "
@@ -169,6 +202,16 @@ def _convert(args) -> int:
         method=args.method,
         nan=args.nan,
         limits=args.limits,
+        center=args.center,
+        stretch=args.stretch,
+        bits=args.bits,
+        cmap=args.cmap,
+        nan_color=args.nan_color,
+        compat=args.compat,
+        composite=args.composite,
+        labels=args.labels,
+        threshold=args.threshold,
+        palette=args.palette,
         slice_axis=args.slice_axis,
         channel_axis=args.channel_axis,
         channels=args.channels,

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate
+from ._levels import Rule, centred
 from ._plan import current, make_plan, note
 
 LIMITS_MODES = ("volume", "slice", "channel", "slice-channel")
@@ -69,7 +70,17 @@ def convert(
     percentiles: tuple[float, float] | None = None,
     method: str = "approx",
     nan: int = 0,
-    limits: str = "volume",
+    limits: str | None = None,
+    center: float | None = None,
+    stretch: str | float = "linear",
+    bits: int = 8,
+    cmap: str | None = None,
+    nan_color: Sequence[int] | None = None,
+    compat: str | None = None,
+    composite: str | None = None,
+    labels: bool = False,
+    threshold: float | None = None,
+    palette: str | None = None,
     slice_axis: int | None = None,
     channel_axis: int | None = None,
     channels: Sequence[int] | None = None,
@@ -84,7 +95,8 @@ def convert(
     resume: bool = False,
     quiet: bool = True,
 ) -> Summary:
-    """Convert a volume to 8-bit images: PNG slices, a multi-page TIFF, a uint8 zarr or a uint8 ``.npy``.
+    """Convert a volume to images: PNG slices, a multi-page TIFF, a zarr array or a ``.npy``; grey levels (8 or
+    16 bits), colours of a colormap, a composite of channels, or segmentation labels.
 
     Parameters
     ----------
@@ -99,7 +111,23 @@ def convert(
         The limits, as for :func:`fastquant.to_uint8` (scalars here).
     limits : {"volume", "slice", "channel", "slice-channel"}
         Which elements share one pair of data-derived limits: the whole volume (the default: the same mapping in
-        every image, so images are comparable), each slice, each channel, or each channel of each slice.
+        every image, so images are comparable), each slice, each channel, or each channel of each slice. With
+        `composite` the default is ``"channel"`` (and the limits must be per channel).
+    center, stretch
+        As for :func:`fastquant.to_uint8`: limits symmetric about `center`; a non-linear stretch.
+    bits : {8, 16}
+        Levels as uint8, or as uint16 (:func:`fastquant.to_uint16`: 16-bit PNG, TIFF, zarr or npy).
+    cmap, nan_color, compat
+        Colour grey images with a colormap (:func:`fastquant.colorize`): a shipped map's name; `nan_color` the
+        colour of NaN (3 or 4 ints; 4 gives RGBA images); ``compat="matplotlib"`` matplotlib's bytes.
+    composite : {"sum", "max", "weighted"}, optional
+        Combine the channels of `channel_axis` into RGB (:func:`fastquant.composite`, default colours), each with
+        its own limits.
+    labels : bool
+        Write the class of the largest score along `channel_axis` (:func:`fastquant.labels`): uint8 label
+        images (uint16 beyond 255 classes); no limits. `threshold`: pixels whose best score is below it get 255
+        (65535). `palette` (``"voc"``, ``"glasbey"`` or the path of a text file of K lines ``R G B``): PNG slices
+        are palette images with that colours and index 255 transparent.
     slice_axis : int, optional
         The axis iterated to make images (default 0, or the first axis that is not `channel_axis`).
     channel_axis : int, optional
@@ -158,6 +186,12 @@ def convert(
         vmin=vmin, vmax=vmax, percentiles=percentiles, method=method, nan=nan, limits=limits,
         compress_level=compress_level, compression=compression, name=name, channels=channels,
     )  # fmt: skip
+    options.update(
+        _check_mapping(
+            options, center=center, stretch=stretch, bits=bits, cmap=cmap, nan_color=nan_color, compat=compat,
+            composite=composite, labels=labels, threshold=threshold, palette=palette, limits=limits,
+        )
+    )  # fmt: skip
     workers = _check_workers(workers)
     memory = _validate.check_memory(max_memory)
     if overwrite and resume:
@@ -166,10 +200,14 @@ def convert(
     with _inputs.open_input(source, dataset=dataset) as opened:
         job = _Job.make(opened, options, slice_axis, channel_axis)
         stem = _stem(opened)
+        palette_colours = job.palette_colours()
         sink = _outputs.make_sink(
             output, format=format, count=job.count, image_shape=job.image_shape, name=name, stem=stem,
-            compress_level=compress_level, compression=compression, overwrite=overwrite,
+            compress_level=compress_level, compression=compression, overwrite=overwrite, dtype=job.dtype,
+            palette=palette_colours, transparent=None if palette_colours is None else 255,
         )  # fmt: skip
+        if palette_colours is not None and sink.format != "png":
+            raise ValueError(f"palette= colours PNG slices; a {sink.format} output stores the label indexes")
         if not (overwrite or resume):
             existing = [n for n in sink.names if os.path.lexists(n)]
             if existing:
@@ -214,6 +252,8 @@ def _check_options(*, vmin, vmax, percentiles, method, nan, limits, compress_lev
     vmin_checked, vmax_checked, percentiles = _validate.check_limits(vmin, vmax, percentiles)
     _validate.check_method(method)
     nan = _validate.check_nan(nan)
+    if limits is None:
+        limits = "volume"  # _check_mapping makes it "channel" for a composite
     if not isinstance(limits, str) or limits not in LIMITS_MODES:
         raise ValueError(f"limits={limits!r} is not supported; accepted: {', '.join(LIMITS_MODES)}")
     if isinstance(compress_level, bool) or not isinstance(compress_level, int):
@@ -237,6 +277,88 @@ def _check_options(*, vmin, vmax, percentiles, method, nan, limits, compress_lev
         "compress_level": compress_level,
         "compression": compression,
     }
+
+
+def _check_mapping(
+    options: dict, *, center, stretch, bits, cmap, nan_color, compat, composite, labels, threshold, palette, limits
+) -> dict:
+    """The options that say how values become pixels (levels, colours, composite, labels), checked together."""
+    from . import _colormaps
+
+    center = _validate.check_center(center)
+    stretch = _validate.check_stretch(stretch)
+    bits = _validate.integer(bits, "bits", "8 or 16")
+    if bits not in (8, 16):
+        raise ValueError(f"bits={bits!r} is not accepted; accepted: 8 or 16")
+    if not isinstance(labels, (bool, np.bool_)):
+        raise TypeError(f"labels={labels!r} must be True or False")
+    if composite is not None and composite not in ("sum", "max", "weighted"):
+        raise ValueError(f"composite={composite!r} is not known; accepted: 'sum', 'max' or 'weighted'")
+    chosen = [name for name, on in (("cmap", cmap is not None), ("composite", composite), ("labels", labels)) if on]
+    if len(chosen) > 1:
+        raise ValueError(f"{' and '.join(chosen)} exclude each other; accepted: one of cmap, composite, labels")
+    if cmap is not None:
+        if not isinstance(cmap, str):
+            raise TypeError(f"cmap={cmap!r} must be the name of a shipped colormap ({', '.join(_colormaps.SHIPPED)})")
+        _colormaps.colour_table(cmap, compat)
+        _colormaps.check_stretch_compat(stretch, compat)
+    elif compat is not None or nan_color is not None:
+        raise ValueError("compat and nan_color apply to colour maps; accepted: together with cmap")
+    nan_color = None if nan_color is None else list(_colormaps.check_nan_colour(nan_color))
+    if bits == 16 and (cmap is not None or composite or labels):
+        raise ValueError(f"bits=16 applies to grey or RGB levels, not to {chosen[0]}; accepted: bits=8 with it")
+    if (composite or labels) and (stretch != "linear" or center is not None):
+        raise ValueError(f"center and stretch apply to levels and colour maps, not to {chosen[0]}")
+    if composite:
+        limits = "channel" if limits is None else limits
+        if limits not in ("channel", "slice-channel"):
+            raise ValueError("composite takes limits per channel; accepted: limits='channel' or 'slice-channel'")
+        options["limits"] = limits
+    if labels:
+        given = [k for k in ("vmin", "vmax", "percentiles") if options[k] is not None]
+        if given:
+            raise ValueError(f"labels are the largest score's class: {given[0]} does not apply to them")
+        threshold = None if threshold is None else _validate._finite_scalar(threshold, "threshold")
+    elif threshold is not None or palette is not None:
+        raise ValueError("threshold and palette apply to labels; accepted: together with labels=True")
+    if palette is not None and not isinstance(palette, (str, os.PathLike)):
+        raise TypeError(f"palette={palette!r} must be 'voc', 'glasbey' or the path of a palette file")
+    if palette is not None:
+        read_palette(os.fspath(palette))  # a bad file is an error before anything is written
+    return {
+        "center": center,
+        "stretch": stretch,
+        "bits": bits,
+        "cmap": cmap,
+        "nan_color": nan_color,
+        "compat": compat,
+        "composite": composite,
+        "labels": bool(labels),
+        "threshold": threshold,
+        "palette": None if palette is None else os.fspath(palette),
+    }
+
+
+def read_palette(palette: str) -> np.ndarray:
+    """A palette by name ("voc", "glasbey") or from a text file of K <= 256 lines "R G B" (or "R,G,B")."""
+    from . import _colormaps
+
+    if palette in _colormaps.PALETTES:
+        return _colormaps.palette_table(palette)
+    try:
+        with open(palette, encoding="utf-8") as f:
+            rows = [line.replace(",", " ").split() for line in f if line.strip() and not line.startswith("#")]
+        values = np.array([[int(v) for v in row] for row in rows])
+    except OSError as exc:
+        raise ValueError(f"palette={palette!r} is neither 'voc', 'glasbey' nor a readable file ({exc})") from None
+    except ValueError:
+        raise ValueError(f"palette file {palette!r}: each line must be three ints 'R G B'") from None
+    shaped = values.ndim == 2 and values.shape[1] == 3 and 1 <= len(values) <= 256
+    if not shaped or values.min() < 0 or values.max() > 255:
+        raise ValueError(f"palette file {palette!r} must hold 1 to 256 lines of three ints 'R G B' in 0..255")
+    padded = np.zeros((256, 3), dtype=np.uint8)  # 256 entries, so that the ignore index 255 can be transparent
+    padded[: len(values)] = values
+    return _colormaps.palette_table(padded)
 
 
 def _check_channels(channels) -> list[int]:
@@ -321,7 +443,15 @@ class _Job:
             if bad:
                 raise ValueError(f"channels={picked}: {bad[0]} is out of range for {n} channels")
             volume = _ChannelSelection(volume, channel_axis, [c % n for c in picked])
-        elif channel_axis is not None and shape[channel_axis] not in _COLOUR_COUNTS:
+        mixed = options["composite"] or options["labels"]  # any number of channels (classes)
+        if mixed and channel_axis is None:
+            raise ValueError(f"{'composite' if options['composite'] else 'labels'} needs channel_axis (--channel-axis)")
+        if options["cmap"] is not None and channel_axis is not None and volume.shape[channel_axis] != 1:
+            raise ValueError(
+                f"cmap colours grey images; the channel axis has {volume.shape[channel_axis]} channels (pick one "
+                "with channels, or give no channel_axis)"
+            )
+        if picked is None and not mixed and channel_axis is not None and shape[channel_axis] not in _COLOUR_COUNTS:
             raise ValueError(
                 f"the channel axis {channel_axis} has {shape[channel_axis]} channels; accepted: 1 (gray), 3 (RGB) or "
                 "4 (RGBA); pick 1, 3 or 4 of them with channels (--channels I,J,K)"
@@ -343,8 +473,33 @@ class _Job:
     @property
     def image_shape(self) -> tuple[int, ...]:
         rows, cols = (int(self.volume.shape[a]) for a in self.image_axes)
+        opts = self.options
+        if opts["labels"]:
+            return (rows, cols)
+        if opts["composite"]:
+            return (rows, cols, 3)
+        if opts["cmap"] is not None:
+            return (rows, cols, self.colour_table().shape[1])
         channels = 1 if self.channel_axis is None else int(self.volume.shape[self.channel_axis])
         return (rows, cols) if channels == 1 else (rows, cols, channels)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The images' samples: uint16 for 16-bit levels and for labels of more than 255 classes."""
+        if self.options["labels"]:
+            return np.dtype(np.uint8 if self.volume.shape[self.channel_axis] <= 255 else np.uint16)
+        return np.dtype(np.uint16 if self.options["bits"] == 16 else np.uint8)
+
+    def colour_table(self) -> np.ndarray:
+        """The (257, C) colour table of `cmap` (row 256: the NaN colour)."""
+        from . import _colormaps
+
+        opts = self.options
+        nan_colour = (0, 0, 0) if opts["nan_color"] is None else tuple(opts["nan_color"])
+        return _colormaps.lookup_table(_colormaps.colour_table(opts["cmap"], opts["compat"]), nan_colour)
+
+    def palette_colours(self) -> np.ndarray | None:
+        return None if self.options["palette"] is None else read_palette(self.options["palette"])
 
     def limits_record(self, lo: np.ndarray, hi: np.ndarray) -> dict:
         """The limits used, as recorded in every output: the reduced axes and one (lo, hi) per group."""
@@ -430,8 +585,19 @@ class _Writer:
         self.itemsize = np.dtype(job.volume.dtype).itemsize
         dtype = np.dtype(job.volume.dtype)
         method, nan = opts["method"], opts["nan"]
+        self.rule = Rule(255 if opts["bits"] == 8 else 65535, opts["stretch"], opts["center"])
+        self.kind = "labels" if opts["labels"] else "composite" if opts["composite"] else "levels"
+        if opts["cmap"] is not None and opts["compat"] is not None:
+            self.kind = "compat"
+        self.lut = job.colour_table() if self.kind == "levels" and opts["cmap"] is not None else None
+        if self.kind != "levels":
+            return self._run_mapped(vmin, vmax, percentiles, method, dtype)
+        if not self.rule.fused:
+            method = "exact"  # no approx proof for 16-bit levels or a non-linear stretch (see to_uint8)
         if percentiles is not None and method == "approx":
             found = _approx.estimates(self.source, np.array(percentiles))
+            if found is not None:
+                found = (*centred(found[0], found[1], self.rule.center), found[2])
             if found is not None and self.resume and self._made_otherwise(*found[:2]):
                 # Outputs of an earlier run that do not match the estimates were written with the exact limits
                 # after a failed proof (deterministic: this run's proof would fail too), or are foreign: the exact
@@ -449,11 +615,66 @@ class _Writer:
                     return lo, hi
                 self.sink.abort()
                 self.written = self.skipped = 0
-        lo, hi = _engine.exact_limits(self.source, dtype, vmin, vmax, percentiles)
+        lo, hi = centred(*_engine.exact_limits(self.source, dtype, vmin, vmax, percentiles), self.rule.center)
         self._prepare(lo, hi)
         self._write(lo, hi, nan, None, commit_each=not self.sink.sequential)
         self.sink.commit()
         return lo, hi
+
+    def _run_mapped(self, vmin, vmax, percentiles, method, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (no limits), composites and matplotlib-compatible colours: the limits first (approx: proved by a
+        pass of their own), then a write pass that maps each image in NumPy or its own kernel."""
+        from . import _approx, _engine
+
+        if self.kind == "labels":
+            lo = hi = np.zeros(0)
+        else:
+            found = None
+            if percentiles is not None and method == "approx":
+                found = _approx.limits(self.source, np.array(percentiles))
+            if found is None:
+                found = _engine.exact_limits(self.source, dtype, vmin, vmax, percentiles)
+            lo, hi = centred(*found, self.rule.center)
+        self._prepare(lo, hi)
+        self._write(lo, hi, 0, None, commit_each=not self.sink.sequential)
+        self.sink.commit()
+        return lo, hi
+
+    def _mapped_image(self, index, lo, hi) -> np.ndarray:
+        """The image rows of a write-pass block for labels, composite and compat colours (read from the volume in
+        its own dtype, so that matplotlib's float16 arithmetic is matplotlib's)."""
+        from . import _colour, _composite, _segmentation
+
+        job, opts = self.job, self.options
+        physical = [None] * len(index)
+        for k, p in enumerate(self.plan.perm):
+            physical[p] = index[k]
+        block = np.asarray(job.volume[tuple(physical)])
+        order = [job.slice_axis, *job.image_axes] + ([job.channel_axis] if job.channel_axis is not None else [])
+        image = block.transpose(order)[0]
+        if self.kind == "labels":
+            ignore = int(np.iinfo(job.dtype).max)
+            return _segmentation.labels(image, 2, job.dtype, opts["threshold"], ignore)
+        slice_lo, slice_hi = self._slice_limits(lo, hi, physical[job.slice_axis].start)
+        if self.kind == "composite":
+            weights = _composite.colour_weights(None, image.shape[2])
+            return _composite._blend_kernel(
+                np.ascontiguousarray(image), slice_lo, slice_hi, weights, 2, opts["composite"]
+            )
+        grey = image if image.ndim == 2 else image[:, :, 0]
+        one = (1, 1)
+        return _colour.colours_matplotlib(grey, slice_lo.reshape(one), slice_hi.reshape(one), job.colour_table(), None)
+
+    def _slice_limits(self, lo, hi, i: int):
+        """The limits of image i: (C,) per channel, or (1,) for all of it."""
+        job = self.job
+        shape = _validate.keepdims_shape(tuple(job.volume.shape), job.axes)
+        where = [0] * len(shape)
+        where[job.slice_axis] = i if shape[job.slice_axis] > 1 else 0
+        if job.channel_axis is not None:
+            where[job.channel_axis] = slice(None)
+        pick = tuple(where)
+        return (np.atleast_1d(np.asarray(v, dtype=np.float64).reshape(shape)[pick]) for v in (lo, hi))
 
     # -- per image metadata and resume --
 
@@ -532,14 +753,15 @@ class _Writer:
                 limit.release()
 
         def emit(index, levels) -> None:
+            # levels: a block's levels (or colours) in logical order; None for the mapped kinds (made here)
             i, start, stop = self._image_of(index)
-            self.bytes_read += levels.size * self.itemsize
+            self.bytes_read += math.prod(s.stop - s.start for s in index) * self.itemsize
             if i in self.skip:
                 if stop == job.image_shape[0]:
                     self.skipped += 1
                     progress.update(1)
                 return
-            band = self._to_image(levels)
+            band = self._mapped_image(index, lo, hi) if levels is None else self._to_image(levels)
             if start == 0 and stop == job.image_shape[0]:
                 if pool is None:
                     self.sink.write(i, band, self.metadata(i, lo, hi))
@@ -558,7 +780,14 @@ class _Writer:
                 finish(i)
 
         try:
-            counts = _engine.convert_blocks(source, lo, hi, nan, emit, windows, indexes=self._indexes(band_rows))
+            if self.kind == "levels":
+                counts = _engine.convert_blocks(
+                    source, lo, hi, nan, emit, windows, indexes=self._indexes(band_rows), lut=self.lut, rule=self.rule
+                )
+            else:
+                counts = None
+                for index in self._indexes(band_rows):
+                    emit(index, None)
             for future in in_flight:
                 future.result()
         finally:
@@ -573,9 +802,11 @@ class _Writer:
         rows, cols, *rest = self.job.image_shape
         if current().band_rows:
             return min(rows, current().band_rows)
-        pixels = cols * (rest[0] if rest else 1)
+        job = self.job
+        read = cols * (1 if job.channel_axis is None else int(job.volume.shape[job.channel_axis]))  # samples in
+        pixels = cols * (rest[0] if rest else 1) * job.dtype.itemsize  # bytes out
         kernel = 8 if self.source.dtype.itemsize == 8 else 4
-        per_row_read = pixels * (self.itemsize + kernel + 1)
+        per_row_read = read * (self.itemsize + kernel) + pixels
         budget = self.memory - (96 << 20)
         whole = rows * (per_row_read + pixels * 3 * (self.workers + 1))
         if whole <= budget:
@@ -607,8 +838,14 @@ class _Writer:
     def _to_image(self, levels: np.ndarray) -> np.ndarray:
         """A block's levels (logical order) as image rows: (rows, cols) or (rows, cols, channels)."""
         job = self.job
-        physical = levels.transpose(tuple(np.argsort(self.plan.perm).tolist()))
+        colour = levels.ndim > len(self.plan.perm)  # colours of a colormap on a trailing axis
+        inverse = tuple(np.argsort(self.plan.perm).tolist()) + ((len(self.plan.perm),) if colour else ())
+        physical = levels.transpose(inverse)
         order = [job.slice_axis, *job.image_axes] + ([job.channel_axis] if job.channel_axis is not None else [])
+        if colour and job.channel_axis is not None:  # a single channel coloured: (.., 1, C) -> (.., C)
+            physical = np.take(physical, 0, axis=job.channel_axis)
+            order = [a - (a > job.channel_axis) for a in order[:-1]]
+        order += [physical.ndim - 1] if colour else []
         image = physical.transpose(order)[0]
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]

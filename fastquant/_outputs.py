@@ -1,7 +1,8 @@
 """Output sinks of bulk conversion, written safely, and the metadata they record.
 
-A sink receives the N uint8 images of one ``convert`` run, each ``(H, W)`` grey, ``(H, W, 3)`` RGB or
-``(H, W, 4)`` RGBA, whole (:meth:`Sink.write`) or in row bands (:meth:`Sink.open_rows`), and writes one of:
+A sink receives the N uint8 (or uint16: 16-bit levels, labels of many classes) images of one ``convert`` run,
+each ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, whole (:meth:`Sink.write`) or in row bands
+(:meth:`Sink.open_rows`), and writes one of:
 
 - ``"png"``: one PNG per image in a directory, named by a template (``"{stem}_{index:04d}.png"``). Images may be
   written in any order, from several threads. The metadata is a ``fastquant`` iTXt chunk (JSON).
@@ -202,8 +203,14 @@ class Sink:
 
     format: str
     sequential: bool = True
+    palette: np.ndarray | None = None  # PNG: write (H, W) uint8 indexes as a palette image with these colours
+    transparent: int | None = None  # ... and this index transparent
 
-    def __init__(self, output: str, count: int, image_shape: tuple[int, ...], compress_level: int, overwrite: bool):
+    def __init__(
+        self, output: str, count: int, image_shape: tuple[int, ...], compress_level: int, overwrite: bool,
+        dtype=np.uint8,
+    ):  # fmt: skip
+        self.dtype = np.dtype(dtype)
         self.output = output
         self.count = count
         self.image_shape = image_shape
@@ -258,9 +265,9 @@ class Sink:
         return int(index)
 
     def _check_levels(self, levels, rows: bool = False) -> np.ndarray:
-        if not isinstance(levels, np.ndarray) or levels.dtype != np.uint8:
+        if not isinstance(levels, np.ndarray) or levels.dtype != self.dtype:
             kind = levels.dtype if isinstance(levels, np.ndarray) else type(levels).__name__
-            raise TypeError(f"levels must be a uint8 numpy array, got {kind}")
+            raise TypeError(f"levels must be a {self.dtype} numpy array, got {kind}")
         expected = self.image_shape[1:] if rows else self.image_shape
         got = levels.shape[1:] if rows else levels.shape
         if got != expected or (rows and levels.ndim != len(self.image_shape)):
@@ -298,8 +305,8 @@ class _PngSink(Sink):
     format = "png"
     sequential = False
 
-    def __init__(self, output, count, image_shape, compress_level, overwrite, names):
-        super().__init__(output, count, image_shape, compress_level, overwrite)
+    def __init__(self, output, count, image_shape, compress_level, overwrite, names, dtype=np.uint8):
+        super().__init__(output, count, image_shape, compress_level, overwrite, dtype)
         self.names = names
         self._finished: dict[int, str] = {}
         self._open: set[Any] = set()
@@ -321,7 +328,15 @@ class _PngSink(Sink):
         temp = self._new_temp(self.output)
         try:
             with open(temp, "wb") as f:
-                _png.write_png(f, levels, compress_level=self.compress_level, text=text)
+                if self.palette is not None:
+                    _png.write_indexed_png(
+                        f, levels, self.palette, transparent=self.transparent, compress_level=self.compress_level,
+                        text=text,
+                    )  # fmt: skip
+                elif self.dtype == np.uint16:
+                    _png.write_png16(f, levels, compress_level=self.compress_level, text=text)
+                else:
+                    _png.write_png(f, levels, compress_level=self.compress_level, text=text)
         except BaseException:
             self._forget(temp)
             _remove(temp)
@@ -393,8 +408,9 @@ class _PngRows(RowWriter):
         try:
             self.file = open(self.temp, "wb")
             self.stream = _png.PngStream(
-                self.file, height, width, channels[0] if channels else 1, compress_level=sink.compress_level, text=text
-            )
+                self.file, height, width, channels[0] if channels else 1, compress_level=sink.compress_level,
+                text=text, bit_depth=8 * sink.dtype.itemsize, palette=sink.palette, transparent=sink.transparent,
+            )  # fmt: skip
         except BaseException:
             self._discard()
             raise
@@ -435,8 +451,8 @@ class _PngRows(RowWriter):
 class _OneFileSink(Sink):
     """TIFF, zarr and npy: one output written in index order, renamed into place when all N images are in."""
 
-    def __init__(self, output, count, image_shape, compress_level, overwrite):
-        super().__init__(output, count, image_shape, compress_level, overwrite)
+    def __init__(self, output, count, image_shape, compress_level, overwrite, dtype=np.uint8):
+        super().__init__(output, count, image_shape, compress_level, overwrite, dtype)
         self.directory = os.path.dirname(os.path.abspath(output))
         self._reset()
 
@@ -602,19 +618,19 @@ class _TiffSink(_OneFileSink):
 
     format = "tiff"
 
-    def __init__(self, output, count, image_shape, compress_level, overwrite, compression):
-        super().__init__(output, count, image_shape, compress_level, overwrite)
+    def __init__(self, output, count, image_shape, compress_level, overwrite, compression, dtype=np.uint8):
+        super().__init__(output, count, image_shape, compress_level, overwrite, dtype)
         self.tifffile = _extra("tifffile", "tiff")
         self.compression = compression
         self._encoder = _tiff_encoder(self.tifffile, compression, compress_level)
         height, width, *channels = image_shape
         samples = channels[0] if channels else 1
-        self.rows_per_strip = max(1, min(height, _TIFF_STRIP_BYTES // (width * samples)))
+        self.rows_per_strip = max(1, min(height, _TIFF_STRIP_BYTES // (width * samples * self.dtype.itemsize)))
         self.strips = math.ceil(height / self.rows_per_strip)
-        self.bigtiff = count * math.prod(image_shape) > _BIGTIFF_BYTES
+        self.bigtiff = count * math.prod(image_shape) * self.dtype.itemsize > _BIGTIFF_BYTES
         self._options = {
             "shape": (count, *image_shape),
-            "dtype": np.uint8,
+            "dtype": self.dtype,
             "photometric": "minisblack" if samples == 1 else "rgb",
             "planarconfig": None if samples == 1 else "contig",
             "extrasamples": ("unassalpha",) if samples == 4 else None,
@@ -739,13 +755,13 @@ def _tiff_encoder(tifffile, compression: str | None, level: int):
 class _ZarrSink(_OneFileSink):
     format = "zarr"
 
-    def __init__(self, output, count, image_shape, compress_level, overwrite, compression):
-        super().__init__(output, count, image_shape, compress_level, overwrite)
+    def __init__(self, output, count, image_shape, compress_level, overwrite, compression, dtype=np.uint8):
+        super().__init__(output, count, image_shape, compress_level, overwrite, dtype)
         self.zarr = _extra("zarr", "zarr")
         self.compression = compression
         self.compressors = _zarr_compressors(self.zarr, compression, compress_level)
         height, width, *channels = image_shape
-        row_bytes = width * (channels[0] if channels else 1)
+        row_bytes = width * (channels[0] if channels else 1) * self.dtype.itemsize
         self.chunk_rows = height if height * row_bytes <= _ZARR_CHUNK_BYTES else max(1, _ZARR_CHUNK_BYTES // row_bytes)
         self._array = None
 
@@ -756,7 +772,7 @@ class _ZarrSink(_OneFileSink):
             store=store,
             shape=(self.count, *self.image_shape),
             chunks=(1, self.chunk_rows, *self.image_shape[1:]),
-            dtype="uint8",
+            dtype=self.dtype.name,
             compressors=self.compressors,
             fill_value=0,
             zarr_format=3,
@@ -784,7 +800,7 @@ class _ZarrSink(_OneFileSink):
 
     def _recorded(self, final: str):
         array = self.zarr.open_array(self.zarr.storage.LocalStore(final, read_only=True), mode="r")
-        if tuple(array.shape) != (self.count, *self.image_shape) or np.dtype(array.dtype) != np.uint8:
+        if tuple(array.shape) != (self.count, *self.image_shape) or np.dtype(array.dtype) != self.dtype:
             return None
         return array.attrs["fastquant"]
 
@@ -818,15 +834,15 @@ def _zarr_attributes(metadata: dict, image_shape: tuple[int, ...]) -> dict:
 class _NpySink(_OneFileSink):
     format = "npy"
 
-    def __init__(self, output, count, image_shape, compress_level, overwrite):
-        super().__init__(output, count, image_shape, compress_level, overwrite)
+    def __init__(self, output, count, image_shape, compress_level, overwrite, dtype=np.uint8):
+        super().__init__(output, count, image_shape, compress_level, overwrite, dtype)
         self.sidecar = output + ".json"
         self._file = None
 
     def _create(self) -> None:
         self._temp = self._new_temp(self.directory)
         self._file = open(self._temp, "wb")
-        header = {"descr": "|u1", "fortran_order": False, "shape": (self.count, *self.image_shape)}
+        header = {"descr": self.dtype.str, "fortran_order": False, "shape": (self.count, *self.image_shape)}
         np.lib.format.write_array_header_1_0(self._file, header)  # what numpy.save and open_memmap write
         self._crc = 0
 
@@ -880,7 +896,7 @@ class _NpySink(_OneFileSink):
             shape, fortran, dtype = _read_npy_header(f, repr(final))
             offset = f.tell()
         complete = os.path.getsize(final) == offset + math.prod(shape) * dtype.itemsize
-        if tuple(shape) != (self.count, *self.image_shape) or dtype != np.uint8 or fortran or not complete:
+        if tuple(shape) != (self.count, *self.image_shape) or dtype != self.dtype or fortran or not complete:
             return None
         if not os.path.exists(self.sidecar):
             return None
@@ -909,6 +925,9 @@ def make_sink(
     compress_level: int = 1,
     compression: str | None = None,
     overwrite: bool = False,
+    dtype=np.uint8,
+    palette: np.ndarray | None = None,
+    transparent: int | None = None,
 ) -> Sink:
     """Check the output options and return the sink that will write them. Nothing is created or deleted on disk
     except the output directory of PNG slices (and missing parent directories).
@@ -936,6 +955,11 @@ def make_sink(
     overwrite : bool
         Whether :meth:`Sink.commit` may replace existing outputs. Without it, the caller decides what to do about
         existing names with :meth:`Sink.status`.
+    dtype : uint8 or uint16
+        The samples (16-bit PNG, TIFF, zarr or npy for uint16).
+    palette, transparent : (K, 3) uint8 and int, optional
+        PNG only: (H, W) uint8 images are label indexes, written as palette PNGs (``transparent``: the index
+        made transparent). Other formats store the indexes.
 
     Raises
     ------
@@ -963,15 +987,17 @@ def make_sink(
             raise ValueError(f"output {output!r} exists and is not a directory; PNG slices are written into one")
         names = _png_names(output, name, stem, count)
         os.makedirs(output, exist_ok=True)
-        return _PngSink(output, count, image_shape, compress_level, overwrite, names)
+        sink = _PngSink(output, count, image_shape, compress_level, overwrite, names, dtype)
+        sink.palette, sink.transparent = palette, transparent
+        return sink
     if fmt != "zarr" and os.path.isdir(output):
         raise ValueError(f"output {output!r} is a directory; a {fmt} output is a file (pass a file path)")
     if fmt == "tiff":
-        sink: Sink = _TiffSink(output, count, image_shape, compress_level, overwrite, compression)
+        sink: Sink = _TiffSink(output, count, image_shape, compress_level, overwrite, compression, dtype)
     elif fmt == "zarr":
-        sink = _ZarrSink(output, count, image_shape, compress_level, overwrite, compression)
+        sink = _ZarrSink(output, count, image_shape, compress_level, overwrite, compression, dtype)
     else:
-        sink = _NpySink(output, count, image_shape, compress_level, overwrite)
+        sink = _NpySink(output, count, image_shape, compress_level, overwrite, dtype)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     return sink
 

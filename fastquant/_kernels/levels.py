@@ -13,7 +13,8 @@ import numpy as np
 from numba import prange
 
 from .._jit import inline, parallel, serial
-from ._common import PAINT_BLOCK, _chunk_bounds, level_target, paint, scratch_for
+from ._common import PAINT_BLOCK, _chunk_bounds, _maxnum, level_target, paint, scratch_for
+from .convert import _PREFETCH_BLOCK, _prefetch_ahead
 
 
 @inline
@@ -27,10 +28,27 @@ def _level16(v, lo, factor, lo_scaled, scale, nan_level):
     return np.uint16(np.rint(t))
 
 
+@inline
+def _level16_clamped(v, lo, scale):
+    # _level16 for an ordinary range (factor 1, lo < hi) and NaN level 0: as _common._level_clamped.
+    t = _maxnum((v - lo) * scale, 0.0)
+    t = 65535.0 if 65535.0 < t else t
+    return np.uint16(np.rint(t))
+
+
 @serial
 def _levels16_run(x, out, lo, factor, lo_scaled, scale, nan_level):
-    for i in range(x.size):
-        out[i] = _level16(np.float64(x[i]), lo, factor, lo_scaled, scale, nan_level)
+    ordinary = factor == 1.0 and 0.0 < scale < np.inf and nan_level == 0.0
+    for begin in range(0, x.size, _PREFETCH_BLOCK):
+        end = min(x.size, begin + _PREFETCH_BLOCK)
+        _prefetch_ahead(x, begin, end)
+        xs, dest = x[begin:end], out[begin:end]
+        if ordinary:
+            for i in range(xs.size):
+                dest[i] = _level16_clamped(np.float64(xs[i]), lo, scale)
+        else:
+            for i in range(xs.size):
+                dest[i] = _level16(np.float64(xs[i]), lo, factor, lo_scaled, scale, nan_level)
 
 
 @parallel

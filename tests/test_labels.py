@@ -50,6 +50,16 @@ def test_labels_equal_reference(layout, dtype, monkeypatch):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int16", "bool"])
+def test_small_numpy_path_equals_reference(layout, dtype):
+    make, axis = LAYOUTS[layout]
+    x = make(_scores((4, 20, 30), dtype))  # below numba_min_size: the NumPy path
+    for threshold in (None, 0.5):
+        got = fastquant.labels(x, channel_axis=axis, threshold=threshold)
+        np.testing.assert_array_equal(got, reference.labels(x, channel_axis=axis, threshold=threshold))
+
+
 def test_reference_is_numpy_argmax_without_nan():
     x = np.random.default_rng(1).standard_normal((7, 30, 40))
     x[:, ::3] = x[0, ::3]  # ties: lowest class

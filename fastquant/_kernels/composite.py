@@ -78,6 +78,14 @@ def _pixels(x, channels, inner, params, weights, mode, out, p0, p1):
 
 
 @serial
+def _values(plane, t, terms):
+    # t[j] = the value of plane[j] for the channel's (lo, hi, factor, lo * factor, span) terms
+    lo, hi, factor, lo_scaled, span = terms[0], terms[1], terms[2], terms[3], terms[4]
+    for j in range(plane.size):
+        t[j] = _value(plane[j], lo, hi, factor, lo_scaled, span)
+
+
+@serial
 def _block(x, first, step, stride, m, params, weights, mode, acc, levels, out, p0):
     # m pixels, pixel p0 + j of the output; channel c of pixel j at x[first + c * step + j * stride]. Every channel in
     # turn: its values t into acc[4], then t * w added (or maxed) into the accumulators acc[0..2] and t into acc[3];
@@ -89,10 +97,10 @@ def _block(x, first, step, stride, m, params, weights, mode, acc, levels, out, p
             row[j] = 0.0
     for c in range(params.shape[0]):
         start = first + c * step
-        plane = x[start : start + m] if stride == 1 else x[start : start + m * stride : stride]
-        lo, hi, factor, lo_scaled, span = params[c, 0], params[c, 1], params[c, 2], params[c, 3], params[c, 4]
-        for j in range(m):
-            t[j] = _value(plane[j], lo, hi, factor, lo_scaled, span)
+        if stride == 1:  # a contiguous slice is its own (vectorizable) specialization of _values
+            _values(x[start : start + m], t, params[c])
+        else:
+            _values(x[start : start + m * stride : stride], t, params[c])
         for k in range(3):
             w = weights[c, k]
             if w == 0.0:  # adds +0 to (or takes the max with) an accumulator >= +0: changes nothing

@@ -726,6 +726,103 @@ def colour_cases(p: Profile) -> tuple[list[Case], list[Target]]:
     return cases, targets
 
 
+def channel_cases(p: Profile) -> tuple[list[Case], list[Target]]:
+    """Issue 8: composite against to_uint8 of the same input; composite, overlay, grid and labels against their
+    references at the small sizes."""
+    n = 2048 // p.shrink
+    setup = lambda: {"x": standard_normal((4, n, n), SEED + 5)}  # noqa: E731
+    per_channel = {"percentiles": (1, 99), "axis": (1, 2)}
+    calls = {
+        "composite": lambda d: fq.composite(d["x"], channel_axis=0, percentiles=(1, 99)),
+        "to_uint8": lambda d: fq.to_uint8(d["x"], **per_channel),
+    }
+
+    def same_limits(d):
+        lo, hi = fq.limits(d["x"], **per_channel)
+        same = np.array_equal(
+            fq.composite(d["x"], channel_axis=0, vmin=lo.ravel(), vmax=hi.ravel()),
+            fq.composite(d["x"], channel_axis=0, percentiles=(1, 99)),
+        )
+        return same, f"composite {'==' if same else '!='} composite with to_uint8's limits"
+
+    title = f"composite of 4×{n}² float32 (C×H×W), per-channel percentiles (1, 99), vs to_uint8 of the same"
+    cases = [Case("composite", "channels", title, setup, calls, checks={"limits": same_limits})]
+    targets = [Target("composite", "composite", "to_uint8", "<=", 2)]
+    for side in p.small_sizes:
+        name = f"{side}²"
+
+        def data(side=side):
+            rng = np.random.default_rng(SEED + side)
+            image = rng.integers(0, 256, (side, side), dtype=np.uint8)
+            return {
+                "x4": standard_normal((4, side, side), SEED + 6),
+                "image": image,
+                "labels": rng.integers(0, 21, (side, side), dtype=np.uint8),
+                "map": standard_normal((side, side), SEED + 7),
+                "tiles": standard_normal((4, side // 2, side // 2), SEED + 8),
+                "scores": standard_normal((5, side, side), SEED + 9),
+            }
+
+        functions = {
+            "composite": lambda m, d: m.composite(d["x4"], channel_axis=0, percentiles=(1, 99), method="exact"),
+            "overlay labels": lambda m, d: m.overlay(d["image"], d["labels"], alpha=0.4),
+            "overlay map": lambda m, d: m.overlay(d["image"], d["map"], percentiles=(1, 99), method="exact"),
+            "grid": lambda m, d: m.grid(d["tiles"], ncols=2, method="exact"),
+            "labels": lambda m, d: m.labels(d["scores"]),
+            "to_uint16": lambda m, d: m.to_uint16(d["map"], percentiles=(1, 99)),
+        }
+        for function, call in functions.items():
+            pair = {
+                "fastquant": lambda d, call=call: call(fq, d),
+                "reference": lambda d, call=call: call(fq.reference, d),
+            }
+
+            def equal(d, call=call):
+                same = np.array_equal(call(fq, d), call(fq.reference, d))
+                return same, "== reference" if same else "!= reference"
+
+            row = f"{function} {name}"
+            title = f"{function} at {name} vs its fastquant.reference version"
+            cases.append(Case(row, "channels", title, data, pair, checks={"==": equal}, timing="small"))
+            targets.append(Target(row, "fastquant", "reference", "<=", 1.05))
+    return cases, targets
+
+
+def uint16_cases(p: Profile) -> tuple[list[Case], list[Target]]:
+    """Issue 8: to_uint16 against to_uint8 on 8192², fixed and percentile limits."""
+    n = 8192 // p.shrink
+
+    def setup():
+        d = square(n)
+        return {**d, "out16": np.empty(d["x"].shape, np.uint16)}
+
+    def check(d):
+        lo, hi = fq.percentile(d["x"], (1, 99), method="exact")
+        got = fq.to_uint16(d["x"], percentiles=(1, 99))[:256]
+        return agree(got, fq.reference.to_uint16(d["x"][:256], lo, hi), 0)
+
+    fixed = {
+        "to_uint16 out=": lambda d: fq.to_uint16(d["x"], VMIN, VMAX, out=d["out16"]),
+        "to_uint8 out=": lambda d: fq.to_uint8(d["x"], VMIN, VMAX, out=d["out"]),
+    }
+    pct = {
+        "to_uint16 out=": lambda d: fq.to_uint16(d["x"], percentiles=(1, 99), out=d["out16"]),
+        "to_uint8 exact out=": lambda d: fq.to_uint8(d["x"], percentiles=(1, 99), method="exact", out=d["out"]),
+    }
+    cases = [
+        Case("to_uint16 fixed", "uint16", f"to_uint16 {n}² fixed limits (-2, 2) vs to_uint8", setup, fixed),
+        Case(
+            "to_uint16 percentiles", "uint16", f"to_uint16 {n}² percentiles (1, 99) vs to_uint8 exact", setup, pct,
+            checks={"first rows == reference": check},
+        ),
+    ]  # fmt: skip
+    targets = [
+        Target("to_uint16 fixed", "to_uint16 out=", "to_uint8 out=", "<=", 1.35),
+        Target("to_uint16 percentiles", "to_uint16 out=", "to_uint8 exact out=", "<=", 1.2),
+    ]
+    return cases, targets
+
+
 @functools.lru_cache(maxsize=1)
 def segmentation_scores(classes: int, side: int) -> dict:
     """Class scores that look like a segmentation network's: smooth blobs per class plus noise."""
@@ -739,7 +836,9 @@ def segmentation_scores(classes: int, side: int) -> dict:
 def build(p: Profile) -> tuple[list[Case], list[Target]]:
     """Every case and target for profile `p`, in the order of the table."""
     cases, targets = [], []
-    for part in (core_cases, layout_cases, small_cases, process_cases, convert_cases, colour_cases):
+    parts = (core_cases, layout_cases, small_cases, process_cases, convert_cases, colour_cases, channel_cases,
+             uint16_cases)  # fmt: skip
+    for part in parts:
         c, t = part(p)
         cases += c
         targets += t

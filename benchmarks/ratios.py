@@ -6,7 +6,7 @@ Usage::
     python benchmarks/ratios.py --quick                # plane sides / 4, short budgets (development)
     python benchmarks/ratios.py --markdown             # Markdown tables (for benchmarks/RESULTS.md)
     python benchmarks/ratios.py --only layouts,import  # groups (core, layouts, byteswap, small, process, colour,
-                                                       # convert) or parts of case names
+                                                       # channels, uint16, convert) or parts of case names
     python benchmarks/ratios.py --list                 # the rows, without timing anything
 
 Method (``timing.py``): in-process figures are the minimum over at least five alternated rounds

@@ -162,3 +162,16 @@ def test_errors(kwargs, error, match):
 def test_compat_is_linear_only():
     with pytest.raises(ValueError, match="linear stretch"):
         fastquant.colorize(np.zeros(4), "viridis", stretch="sqrt", compat="matplotlib")
+
+
+def test_compat_with_center_is_matplotlib():
+    matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib.colors import Normalize
+
+    x = np.random.default_rng(9).standard_normal((300, 200)).astype(np.float32) + 0.3
+    x[::7, ::5] = np.nan
+    lo, hi = fastquant.limits(x, percentiles=(2, 98), center=0.0)
+    assert lo.item() == -hi.item()
+    got = fastquant.colorize(x, "RdBu", percentiles=(2, 98), center=0.0, compat="matplotlib")
+    expected = matplotlib.colormaps["RdBu"](Normalize(lo.item(), hi.item())(x), bytes=True)[..., :3]
+    np.testing.assert_array_equal(got, expected)

@@ -60,6 +60,17 @@ def test_small_numpy_path_equals_reference(layout, dtype):
         np.testing.assert_array_equal(got, reference.labels(x, channel_axis=axis, threshold=threshold))
 
 
+@pytest.mark.parametrize("classes", [2, 3, 4, 6, 9, 21])
+def test_every_class_count(classes, monkeypatch):
+    """The kernel sweeps four class planes at a time, then the rest one by one: every remainder."""
+    lower(monkeypatch, numba_min_size=0)
+    x = _scores((classes, 40, 300))
+    for layout in ("chw", "hwc"):
+        make, axis = LAYOUTS[layout]
+        got = fastquant.labels(make(x), channel_axis=axis, threshold=0.2)
+        np.testing.assert_array_equal(got, reference.labels(x, threshold=0.2))
+
+
 def test_reference_is_numpy_argmax_without_nan():
     x = np.random.default_rng(1).standard_normal((7, 30, 40))
     x[:, ::3] = x[0, ::3]  # ties: lowest class

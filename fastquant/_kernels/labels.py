@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._jit import parallel, serial
+from .._jit import inline, parallel, serial
 from ._common import _chunk_bounds
 
 _PIXEL_BLOCK = 2048  # pixels whose running maxima stay in L1 while the class planes stream past
@@ -22,15 +22,36 @@ def _argmax_planes(x, a, classes, inner, b0, b1, best, winner):
     for j in range(m):
         best[j] = first[j]
         winner[j] = 0
-    for c in range(1, classes):
+    c = 1
+    while c + 3 < classes:  # four planes per sweep: best and winner are read and written once per four scores
+        base = (a * classes + c) * inner + b0
+        p0 = x[base : base + m]
+        p1 = x[base + inner : base + inner + m]
+        p2 = x[base + 2 * inner : base + 2 * inner + m]
+        p3 = x[base + 3 * inner : base + 3 * inner + m]
+        for j in range(m):
+            b, w = best[j], winner[j]
+            b, w = _take(p0[j], b, w, c)
+            b, w = _take(p1[j], b, w, c + 1)
+            b, w = _take(p2[j], b, w, c + 2)
+            b, w = _take(p3[j], b, w, c + 3)
+            best[j] = b
+            winner[j] = w
+        c += 4
+    while c < classes:
         base = (a * classes + c) * inner + b0
         plane = x[base : base + m]
         for j in range(m):
-            v = plane[j]
-            b = best[j]
-            take = (v > b) | (b != b)  # while best is NaN any score takes over (a NaN one changes nothing)
-            best[j] = v if take else b
-            winner[j] = np.int32(c) if take else winner[j]
+            best[j], winner[j] = _take(plane[j], best[j], winner[j], c)
+        c += 1
+
+
+@inline
+def _take(v, b, w, c):
+    # the rule for one more score v of class c: it takes over when strictly larger, or while best is NaN (any
+    # score then: a NaN one changes nothing). Selects only.
+    take = (v > b) | (b != b)
+    return (v if take else b), (np.int32(c) if take else w)
 
 
 @parallel

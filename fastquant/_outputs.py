@@ -812,8 +812,29 @@ def _zarr_compressors(zarr, compression: str | None, level: int):
     if compression == "zstd":
         return codecs.ZstdCodec(level=level)
     if compression == "gzip":
-        return codecs.GzipCodec(level=level)
+        return _timeless_gzip_codec(codecs.GzipCodec)(level=level)
     return codecs.BloscCodec(cname="zstd", clevel=level, shuffle="noshuffle")
+
+
+def _timeless_gzip_codec(gzip_codec: type) -> type:
+    """zarr's gzip codec, writing 0 where numcodecs writes the clock: the gzip header's MTIME field (RFC 1952).
+    Outputs carry no timestamps, so the same input and options give the same bytes. It is stored as the standard
+    ``"gzip"`` codec, which any zarr reader decodes."""
+    import gzip
+    from functools import cached_property
+
+    from numcodecs import GZip  # a dependency of zarr
+
+    class TimelessGZip(GZip):
+        def encode(self, buf):
+            return gzip.compress(np.ascontiguousarray(buf).reshape(-1).view(np.uint8), self.level, mtime=0)
+
+    class TimelessGzipCodec(gzip_codec):
+        @cached_property
+        def _gzip_codec(self):
+            return TimelessGZip(self.level)
+
+    return TimelessGzipCodec
 
 
 def _zarr_attributes(metadata: dict, image_shape: tuple[int, ...]) -> dict:

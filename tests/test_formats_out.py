@@ -365,6 +365,25 @@ def test_zarr(tmp_path, image_shape, compression):
     assert _temporaries(tmp_path) == []
 
 
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "blosc"])
+def test_zarr_chunks_carry_no_timestamp(tmp_path, monkeypatch, compression):
+    """The same images give the same store bytes at any time: gzip's header has a write-time field (RFC 1952),
+    which must hold 0, not the clock. The clock is moved a day between the two writes."""
+    import gzip
+    import time
+
+    images = _images((17, 11), seed=9)
+    trees = []
+    for day in (0, 1):
+        clock = time.time() + 86400 * day
+        monkeypatch.setattr(gzip.time, "time", lambda clock=clock: clock)
+        path = tmp_path / f"day{day}.zarr"
+        _fill(_sink(path, (17, 11), compression=compression, compress_level=3), images, bands=False)
+        np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[:], images)
+        trees.append(_tree_bytes(path))
+    assert trees[0] == trees[1]
+
+
 def test_zarr_large_images_in_bands(tmp_path, small_strips):
     images = _images((17, 11, 3), seed=8)
     limits = {"axis": [0, 1, 2], "lo": [0.0, 0.5, -1.0], "hi": [1.0, 1.5, 3.0]}

@@ -454,8 +454,8 @@ class Sample(Pass):
                 )  # fmt: skip
             first = outer[0] // self.step_a
             columns = slice(first * nb, first * nb + picked.shape[1])
-            values[block.group_ids, columns] = picked
-            filled[block.group_ids, columns] = True
+            values[block.group_rows, columns] = picked
+            filled[block.group_rows, columns] = True
             return
         take_a, sampled_a = block.sampled("outer", self.step_a)
         take_b, sampled_b = block.sampled("inner", self.step_b, self.run)

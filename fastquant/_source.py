@@ -52,6 +52,14 @@ class Block:
             return np.arange(self.layout.groups)
         return self.geometry.ids(self.index, "groups")
 
+    @functools.cached_property
+    def group_rows(self) -> slice | np.ndarray:
+        """The block's global groups as an index of per-group rows: a slice where they are one run (what sources
+        cut), else `group_ids`. Writing rows of a large per-group array through a slice is a copy; through an
+        index array, NumPy's advanced-indexing assignment took 25x as long (80 ms for 11 rows of 2**19)."""
+        run = self.geometry.id_run(self.index, "groups")
+        return slice(run[0], run[0] + run[1]) if run is not None else self.group_ids
+
     def take(self, per_group: np.ndarray) -> np.ndarray:
         """The rows of a per-group array that belong to this block's groups (no copy when it has them all)."""
         return per_group if self.all_groups else per_group[self.group_ids]

@@ -216,3 +216,27 @@ def test_compact_and_select_segments_match_sorting(dtype, kind):
     values2 = original.copy()
     counts2 = groups.compact_segments(values2, starts, lengths, 1)
     assert _same(groups.select_segments(values2, starts, counts2, ranks, 3), found)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["random", "sorted", "reversed", "misleading sample", "two values"])
+def test_select_segments_of_large_segments(dtype, order):
+    """Segments from groups._SAMPLED_FROM on take the sampled-interval selection: every order of the values,
+    and a sample that misleads it (the strided positions it reads hold the largest values, so its intervals miss
+    and the ranks fall back to counting over the segment), give the sorted values' ranks."""
+    rng = np.random.default_rng([61, np.dtype(dtype).itemsize, len(order)])
+    n = groups._SAMPLED_FROM + 12_345
+    values = rng.standard_normal(n).astype(dtype)
+    if order == "sorted":
+        values.sort()
+    elif order == "reversed":
+        values[::-1].sort()
+    elif order == "misleading sample":
+        s = groups._SAMPLED_SIZE
+        values[((2 * np.arange(s) + 1) * n) // (2 * s)] = 100 + np.arange(s)
+    elif order == "two values":
+        values = np.where(rng.random(n) < 0.3, 1.0, 2.0).astype(dtype)
+    expected_sorted = np.sort(values)
+    ranks = np.array([[0, 1, n // 20, n // 20 + 1, n // 2, n // 2, n - n // 20, n - 2, n - 1]], dtype=np.int64)
+    found = groups.select_segments(values.copy(), np.zeros(1, np.int64), np.array([n], np.int64), ranks, 1)
+    assert _same(found[0], expected_sorted[ranks[0]])

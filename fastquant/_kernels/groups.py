@@ -43,6 +43,11 @@ _COUNTED_FROM = 1024  # groups this large (in cache) are selected by counting ag
 _COUNT_SAMPLE = 63  # sorted sample values whose counts place each rank between two consecutive ones
 _REFINE_ROUNDS = 3  # rounds of two interpolated thresholds per rank group after the sample (a counting pass each)
 _REFINED = 24  # values of an interval small enough to collect (branch mispredictions ~ the values collected)
+_SAMPLED_FROM = 1 << 15  # segments this large (select_segments) are first narrowed by brackets from a large sample
+_SAMPLED_SIZE = 2047  # values of that sample (sorted)
+_SAMPLED_SIGMAS = 4.5  # half-width of the thresholds' span around a rank's sample position, in standard deviations
+_SAMPLED_STEPS = 8  # thresholds per run of ranks, counted in one pass
+_SAMPLED_BLOCK = 1 << 11  # values counted against every threshold at a time (L1-resident)
 _WIDE = 1 << 20  # values of the transposition buffer when groups are large (4 MiB of float32: wide blocks of rows)
 _MICRO = 16  # side of the square tiles of the transposition
 _EXTREMES_MAX = 24  # chains of kept extremes (smallest plus largest) up to this length take the row-wise kernel
@@ -557,6 +562,167 @@ def compact_segments(values, starts, lengths, n_parts):
     return counts
 
 
+@serial
+def _select_sampled(v, n, ranks, m, found, big, members, bracket_ranks, bracket_found, ends, sample, mid, sub,
+                    sub_found):  # fmt: skip
+    """found[i] = the value of rank ranks[i] (ascending, < n) among the finite values v[:n] (n >= _SAMPLED_FROM).
+
+    _select_counted locates each rank by a dozen or more counting passes over v. Here a sorted strided sample of
+    _SAMPLED_SIZE values gives, per run of nearby ranks (at most two runs per round), _SAMPLED_STEPS thresholds
+    spread over the sample positions within _SAMPLED_SIGMAS standard deviations of the runs' expected positions.
+    One vectorized pass counts the values below every threshold; each run's ranks then lie in a known interval
+    [lo, hi) of two consecutive thresholds (about 1/200 of v), whose members one more pass collects (it skips
+    blocks of 16 without a member) and among which the ranks are selected. An interval too large for `members`
+    (heavy ties, a misleading sample) leaves its ranks to _select_counted on v.
+    """
+    s = big.size
+    for t in range(s):
+        big[t] = v[((2 * t + 1) * n) // (2 * s)]
+    big.sort()
+    steps = _SAMPLED_STEPS
+    thresholds = np.empty(2 * steps, dtype=v.dtype)
+    counts = np.zeros(2 * steps, dtype=np.int64)
+    edges = np.empty(4, dtype=v.dtype)  # lo0, hi0, lo1, hi1
+    pair = np.empty(2, dtype=v.dtype)  # refining thresholds (in v's dtype: compared as the counting pass does)
+    below = np.zeros(2, dtype=np.int64)
+    size = np.zeros(2, dtype=np.int64)
+    firsts = np.zeros(3, dtype=np.int64)
+    cap = members.size // 2
+    r = 0
+    while r < m:
+        n_b = 0
+        firsts[0] = r
+        while r < m and n_b < 2:
+            lo_i, hi_i = _sample_span(ranks[r], n, s)
+            e = r + 1
+            while e < m:
+                lo_e, hi_e = _sample_span(ranks[e], n, s)
+                if lo_e > hi_i:
+                    break
+                hi_i = max(hi_i, hi_e)
+                e += 1
+            lo_i = max(0, min(s - 1, lo_i))
+            hi_i = max(lo_i, min(s - 1, hi_i))
+            for j in range(steps):
+                thresholds[n_b * steps + j] = big[lo_i + ((hi_i - lo_i) * j) // (steps - 1)]
+            n_b += 1
+            firsts[n_b] = e
+            r = e
+        n_t = n_b * steps
+        counts[:] = 0
+        for begin in range(0, n, _SAMPLED_BLOCK):  # a block in L1 against every threshold
+            end = min(n, begin + _SAMPLED_BLOCK)
+            block = v[begin:end]
+            for j in range(n_t):
+                counts[j] += _count_below(block, end - begin, thresholds[j])
+        for q in range(2):
+            edges[2 * q] = np.inf  # an empty interval (no finite value is >= inf)
+            edges[2 * q + 1] = -np.inf
+        for q in range(n_b):
+            k0 = ranks[firsts[q]]
+            k1 = ranks[firsts[q + 1] - 1]
+            lo = -np.inf
+            hi = np.inf
+            c_lo = np.int64(0)
+            c_hi = np.int64(n)
+            for j in range(q * steps, (q + 1) * steps):  # counts rise with j: the last at most k0, first above k1
+                if counts[j] <= k0:
+                    lo = thresholds[j]
+                    c_lo = counts[j]
+            for j in range((q + 1) * steps - 1, q * steps - 1, -1):
+                if counts[j] > k1:
+                    hi = thresholds[j]
+                    c_hi = counts[j]
+            # one refining count: two thresholds interpolated just outside the ranks (the values are locally
+            # about uniform between two consecutive thresholds), as in _select_counted
+            span = c_hi - c_lo
+            if span > _REFINED and -np.inf < lo and hi < np.inf:
+                d = max(2, span >> 4)
+                pair[0] = lo + (hi - lo) * ((k0 - d + 0.5 - c_lo) / span)
+                pair[1] = lo + (hi - lo) * ((k1 + 1 + d + 0.5 - c_lo) / span)
+                if lo < pair[0] < hi:
+                    c_t = _count_below(v, n, pair[0])
+                    if c_t <= k0:
+                        lo = pair[0]
+                        c_lo = c_t
+                if lo < pair[1] < hi:
+                    c_t = _count_below(v, n, pair[1])
+                    if c_t > k1:
+                        hi = pair[1]
+                        c_hi = c_t
+            below[q] = c_lo
+            size[q] = c_hi - c_lo
+            if size[q] <= cap:
+                edges[2 * q] = lo
+                edges[2 * q + 1] = hi
+        l0, u0, l1, u1 = edges[0], edges[1], edges[2], edges[3]
+        low_part = members[:cap]
+        high_part = members[cap : 2 * cap]
+        if size[0] <= cap or (n_b == 2 and size[1] <= cap):
+            _collect_two(v, n, l0, u0, l1, u1, low_part, high_part)
+        for q in range(n_b):
+            k0, k1 = firsts[q], firsts[q + 1]
+            part = low_part if q == 0 else high_part
+            if size[q] <= cap:
+                for j in range(k0, k1):
+                    bracket_ranks[j - k0] = ranks[j] - below[q]
+                if size[q] >= _COUNTED_FROM:
+                    _select_counted(part, size[q], bracket_ranks, k1 - k0, bracket_found, ends, sample, mid, sub,
+                                    sub_found)  # fmt: skip
+                else:
+                    _select_ranks(part, size[q], bracket_ranks, k1 - k0, bracket_found, ends, sample, mid, sub,
+                                  sub_found)  # fmt: skip
+            else:  # heavy ties or a misleading sample: these ranks by counting over v itself
+                for j in range(k0, k1):
+                    bracket_ranks[j - k0] = ranks[j]
+                _select_counted(v, n, bracket_ranks, k1 - k0, bracket_found, ends, sample, mid, sub, sub_found)
+            for j in range(k0, k1):
+                found[j] = bracket_found[j - k0]
+
+
+@serial
+def _collect_two(v, n, l0, u0, l1, u1, low_part, high_part):
+    # The values of v[:n] in [l0, u0) to low_part and those in [l1, u1) to high_part (disjoint intervals), in
+    # order. Blocks of 64 without a member (most: the intervals hold a small share) are skipped by one vectorized
+    # test each.
+    d0 = 0
+    d1 = 0
+    full = n - n % 64
+    for i in range(0, full, 64):
+        hit = np.int32(0)
+        for j in range(64):
+            t = v[i + j]
+            hit += np.int32(((t >= l0) & (t < u0)) | ((t >= l1) & (t < u1)))
+        if hit:
+            for j in range(i, i + 64):
+                t = v[j]
+                if (t >= l0) & (t < u0):
+                    low_part[d0] = t
+                    d0 += 1
+                elif (t >= l1) & (t < u1):
+                    high_part[d1] = t
+                    d1 += 1
+    for j in range(full, n):
+        t = v[j]
+        if (t >= l0) & (t < u0):
+            low_part[d0] = t
+            d0 += 1
+        elif (t >= l1) & (t < u1):
+            high_part[d1] = t
+            d1 += 1
+
+
+@serial
+def _sample_span(k, n, s):
+    # Sample positions [lo, hi] (lo < 0: from -inf; hi >= s: to +inf) that bracket rank k of n with high
+    # probability: the rank's expected position among s sorted sample values, widened by _SAMPLED_SIGMAS
+    # standard deviations of a sample quantile (binomial) and two positions of slack.
+    p = (k + 0.5) / n
+    centre = p * (s + 1) - 1.0
+    half = _SAMPLED_SIGMAS * np.sqrt(s * p * (1.0 - p)) + 2.0
+    return int(np.floor(centre - half)), int(np.ceil(centre + half))
+
+
 @parallel
 def select_segments(values, starts, lengths, ranks, n_parts):
     """found[s, i] = the value of rank ranks[s, i] among the finite values ``values[starts[s] : starts[s] +
@@ -571,6 +737,14 @@ def select_segments(values, starts, lengths, ranks, n_parts):
         sample, mid, sub, sub_found = _scratch(m, values.dtype)
         row = np.empty(m, dtype=values.dtype)
         wanted = np.empty(m, dtype=np.int64)
+        big = np.empty(_SAMPLED_SIZE, dtype=values.dtype)
+        longest = 0
+        for s in range(first, last):
+            longest = max(longest, lengths[s])
+        # two interval buffers of 1/64 of the longest segment each (an interval holds about 1/200 of it)
+        members = np.empty(2 * max(_MID, longest // 64), dtype=values.dtype)
+        bracket_ranks = np.empty(m, dtype=np.int64)
+        bracket_found = np.empty(m, dtype=values.dtype)
         for s in range(first, last):
             n = lengths[s]
             if n == 0:
@@ -578,7 +752,10 @@ def select_segments(values, starts, lengths, ranks, n_parts):
             for i in range(m):
                 wanted[i] = ranks[s, i]
             v = values[starts[s] : starts[s] + n]
-            if n >= _COUNTED_FROM:
+            if n >= _SAMPLED_FROM:
+                _select_sampled(v, n, wanted, m, row, big, members, bracket_ranks, bracket_found, ends, sample, mid,
+                                sub, sub_found)  # fmt: skip
+            elif n >= _COUNTED_FROM:
                 _select_counted(v, n, wanted, m, row, ends, sample, mid, sub, sub_found)
             else:
                 _select_ranks(v, n, wanted, m, row, ends, sample, mid, sub, sub_found)

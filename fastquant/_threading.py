@@ -223,6 +223,21 @@ def kernel_lock():
     return _kernel_lock
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run the calling thread's parallel kernels in that thread alone, for a block of code (numba's thread count
+    is per thread). For work that runs beside other busy threads (``fastquant.convert``'s encoders): a parallel
+    region's workers would wait for cores at each call and spin between calls, taking time from the encoders."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 def describe() -> str:
     """One line saying which numba threading layer fastquant's kernels use and why.
 

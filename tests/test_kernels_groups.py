@@ -219,11 +219,12 @@ def test_compact_and_select_segments_match_sorting(dtype, kind):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("order", ["random", "sorted", "reversed", "misleading sample", "two values"])
+@pytest.mark.parametrize("order", ["random", "sorted", "reversed", "misleading sample", "two values", "image rows"])
 def test_select_segments_of_large_segments(dtype, order):
     """Segments from groups._SAMPLED_FROM on take the sampled-interval selection: every order of the values,
     and a sample that misleads it (the strided positions it reads hold the largest values, so its intervals miss
-    and the ranks fall back to counting over the segment), give the sorted values' ranks."""
+    and the ranks fall back to counting over the segment), give the sorted values' ranks. A grid-like order (a
+    smooth image's rows, as an approx sample holds them) is what the scattered sample positions are for."""
     rng = np.random.default_rng([61, np.dtype(dtype).itemsize, len(order)])
     n = groups._SAMPLED_FROM + 12_345
     values = rng.standard_normal(n).astype(dtype)
@@ -232,10 +233,15 @@ def test_select_segments_of_large_segments(dtype, order):
     elif order == "reversed":
         values[::-1].sort()
     elif order == "misleading sample":
-        s = groups._SAMPLED_SIZE
-        values[((2 * np.arange(s) + 1) * n) // (2 * s)] = 100 + np.arange(s)
+        positions = [groups._scattered(t, n) for t in range(groups._SAMPLED_SIZE)]
+        values[positions] = 100 + np.arange(len(positions))
     elif order == "two values":
         values = np.where(rng.random(n) < 0.3, 1.0, 2.0).astype(dtype)
+    elif order == "image rows":  # a smooth field row by row, then noise
+        side = int(np.sqrt(n))
+        y, x = np.mgrid[0:side, 0:side] / side
+        field = np.sin(7 * x) * np.cos(5 * y) + 0.05 * rng.standard_normal((side, side))
+        values[: side * side] = field.reshape(-1)
     expected_sorted = np.sort(values)
     ranks = np.array([[0, 1, n // 20, n // 20 + 1, n // 2, n // 2, n - n // 20, n - 2, n - 1]], dtype=np.int64)
     found = groups.select_segments(values.copy(), np.zeros(1, np.int64), np.array([n], np.int64), ranks, 1)

@@ -567,17 +567,18 @@ def _select_sampled(v, n, ranks, m, found, big, members, bracket_ranks, bracket_
                     sub_found):  # fmt: skip
     """found[i] = the value of rank ranks[i] (ascending, < n) among the finite values v[:n] (n >= _SAMPLED_FROM).
 
-    _select_counted locates each rank by a dozen or more counting passes over v. Here a sorted strided sample of
-    _SAMPLED_SIZE values gives, per run of nearby ranks (at most two runs per round), _SAMPLED_STEPS thresholds
-    spread over the sample positions within _SAMPLED_SIGMAS standard deviations of the runs' expected positions.
-    One vectorized pass counts the values below every threshold; each run's ranks then lie in a known interval
-    [lo, hi) of two consecutive thresholds (about 1/200 of v), whose members one more pass collects (it skips
-    blocks of 16 without a member) and among which the ranks are selected. An interval too large for `members`
+    _select_counted locates each rank by a dozen or more counting passes over v. Here a sorted sample of
+    _SAMPLED_SIZE values at scattered positions (_scattered) gives, per run of nearby ranks (at most two runs per
+    round), _SAMPLED_STEPS thresholds spread over the sample positions within _SAMPLED_SIGMAS standard deviations
+    of the runs' expected positions. One vectorized pass counts the values below every threshold: each run's ranks
+    then lie in a known interval [lo, hi) of two consecutive thresholds (about 1/200 of v), which two counts of
+    thresholds interpolated just outside the ranks narrow further. One more pass collects the interval's members
+    (skipping blocks of 64 without one), among which the ranks are selected. An interval too large for `members`
     (heavy ties, a misleading sample) leaves its ranks to _select_counted on v.
     """
     s = big.size
     for t in range(s):
-        big[t] = v[((2 * t + 1) * n) // (2 * s)]
+        big[t] = v[_scattered(t, n)]
     big.sort()
     steps = _SAMPLED_STEPS
     thresholds = np.empty(2 * steps, dtype=v.dtype)
@@ -678,6 +679,19 @@ def _select_sampled(v, n, ranks, m, found, big, members, bracket_ranks, bracket_
                 _select_counted(v, n, bracket_ranks, k1 - k0, bracket_found, ends, sample, mid, sub, sub_found)
             for j in range(k0, k1):
                 found[j] = bracket_found[j - k0]
+
+
+@inline
+def _scattered(t, n):
+    # Position t of _select_sampled's sample: a 64-bit mix of t (splitmix64's finalizer), reduced modulo n. Evenly
+    # spaced positions are a grid on images (an approx sample keeps the rows' order), and on issue 7's prediction
+    # volume their quantiles were many binomial sigmas off, so most intervals missed: scattered ones behave as an
+    # iid sample.
+    z = np.uint64(t + 1) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.int64(z % np.uint64(n))
 
 
 @serial

@@ -209,3 +209,20 @@ def test_sampled_paths_match_reference(case_id, x, axis, monkeypatch, numba_path
         assert ("bracket", {"resolved": True}) in trace, trace
     if not case_id.endswith("columns"):
         assert any(e == "approx" and d.get("proved") is not None for e, d in trace), trace
+
+
+def test_single_rank_selection_at_the_ends():
+    """fastquant._select.select (the NumPy path's and the radix regions' selection) takes the minimum and the
+    maximum (percentiles 0 and 100: grid's default limits) by argmin/argmax, and every other rank by a partition;
+    any mix of them, with ties, equals sorting."""
+    from fastquant._select import select
+
+    rng = np.random.default_rng(70)
+    for trial in range(400):
+        n = int(rng.integers(1, 80))
+        values = np.round(rng.standard_normal(n), int(rng.integers(0, 3)))
+        ranks = set(rng.integers(0, n, int(rng.integers(1, 6))).tolist())
+        ranks |= {0} if trial % 2 else set()
+        ranks |= {n - 1} if trial % 3 else set()
+        ranks = sorted(ranks)
+        assert select(values.copy(), ranks) == np.sort(values)[ranks].tolist()

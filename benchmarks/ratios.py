@@ -74,6 +74,7 @@ def measure(case: cases.Case, p: cases.Profile, ctx: dict) -> tuple[dict, dict, 
             budget={"budget": p.budget, "rounds": 0.0, "small": p.small_budget}[case.timing],
             min_loop=0.003 if small else 0.0,
             group_of=lambda n: n.removesuffix(" reference").removesuffix(" A/A"),
+            prepare=None if case.prepare is None else functools.partial(case.prepare, d),
         )
         for n, (full, part) in case.once.items():
             t[n], notes[n] = once(

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 
 
-def _loop(fn: Callable[[], object], k: int) -> float:
+def _loop(fn: Callable[[], object], k: int, prepare: Callable[[], object] | None = None) -> float:
+    if prepare is not None:
+        prepare()  # untimed
     t0 = time.perf_counter()
     for _ in range(k):
         fn()
@@ -31,6 +33,7 @@ def alternated(
     max_loop: float = 0.25,
     max_rounds: int = 200,
     group_of: Callable[[str], str] = lambda name: "",
+    prepare: Callable[[], object] | None = None,
 ) -> dict[str, float]:
     """Minimum seconds per call of each candidate over alternated rounds.
 
@@ -40,11 +43,12 @@ def alternated(
     group's fastest loop lasts `min_loop` unless its slowest would exceed `max_loop`. Compared
     candidates share k because the minimum of a k-call average and of single calls are different
     statistics (a loop pays periodic costs, such as allocator trims, that a lucky single call escapes).
+    `prepare`, when given, runs untimed before every timed loop (see ``Case.prepare``).
     """
-    singles = {name: _loop(fn, 1) for name, fn in candidates.items()}  # warm-up: JIT load, page faults
+    singles = {name: _loop(fn, 1, prepare) for name, fn in candidates.items()}  # warm-up: JIT load, page faults
     for name, fn in candidates.items():  # calibration, where a loop of several calls is possible
         if 0 < min_loop and singles[name] < max_loop:
-            singles[name] = min(_loop(fn, 1) for _ in range(3))
+            singles[name] = min(_loop(fn, 1, prepare) for _ in range(3))
     loops = dict.fromkeys(candidates, 1)
     if min_loop > 0:
         for group in {group_of(n) for n in candidates}:
@@ -62,7 +66,7 @@ def alternated(
         done = 0
         while done < rounds or (done < max_rounds and time.perf_counter() - t0 < budget):
             for name in order if done % 2 == 0 else reversed(order):
-                best[name] = min(best[name], _loop(candidates[name], loops[name]))
+                best[name] = min(best[name], _loop(candidates[name], loops[name], prepare))
             done += 1
     finally:
         if was_enabled:

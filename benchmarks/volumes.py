@@ -62,6 +62,14 @@ def output_path(name: str) -> Path:
     return path
 
 
+def read_through(path: Path) -> None:
+    """Read a file from start to end (into the page cache; the bytes are discarded)."""
+    buffer = bytearray(16 << 20)
+    with open(path, "rb", buffering=0) as f:
+        while f.readinto(buffer):
+            pass
+
+
 @functools.cache
 def npy(slices: int, side: int, seed: int) -> Path:
     """A `slices` × side × side float32 ``.npy`` of prediction slices, written slice by slice."""

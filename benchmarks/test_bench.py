@@ -51,7 +51,11 @@ def test_case(benchmark, warmed, tmp_path, case: cases.Case, name: str) -> None:
         benchmark.pedantic(case.once[name][1], args=(data(case),), rounds=1, iterations=1)
     elif case.prepare is not None:  # an untimed step before every timed call (Case.prepare)
         d = data(case)
-        setup = lambda: (case.prepare(d), ((d,), {}))[1]  # noqa: E731
+
+        def setup():
+            case.prepare(d)
+            return (d,), {}
+
         benchmark.pedantic(case.candidates[name], setup=setup, rounds=5, warmup_rounds=1)
     elif case.timing == "rounds":  # multi-second seed baselines
         benchmark.pedantic(case.candidates[name], args=(data(case),), rounds=5, warmup_rounds=1)

@@ -41,6 +41,7 @@ else (tifffile, zarr, the PNG writer, the input readers) when first used.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -816,12 +817,12 @@ def _zarr_compressors(zarr, compression: str | None, level: int):
     return codecs.BloscCodec(cname="zstd", clevel=level, shuffle="noshuffle")
 
 
+@functools.cache  # one class per zarr codec class, not one per sink
 def _timeless_gzip_codec(gzip_codec: type) -> type:
     """zarr's gzip codec, writing 0 where numcodecs writes the clock: the gzip header's MTIME field (RFC 1952).
     Outputs carry no timestamps, so the same input and options give the same bytes. It is stored as the standard
     ``"gzip"`` codec, which any zarr reader decodes."""
     import gzip
-    from functools import cached_property
 
     from numcodecs import GZip  # a dependency of zarr
 
@@ -830,7 +831,7 @@ def _timeless_gzip_codec(gzip_codec: type) -> type:
             return gzip.compress(np.ascontiguousarray(buf).reshape(-1).view(np.uint8), self.level, mtime=0)
 
     class TimelessGzipCodec(gzip_codec):
-        @cached_property
+        @functools.cached_property
         def _gzip_codec(self):
             return TimelessGZip(self.level)
 

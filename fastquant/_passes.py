@@ -567,11 +567,13 @@ class GroupSort(Pass):
 
 
 def packed_colours(table: np.ndarray) -> np.ndarray:
-    """The kernels' form of a (257, C) uint8 colour table: (257,) uint32, the C bytes of each row little-endian
-    (byte c of the word is channel c), as the kernels store whole words."""
+    """The kernels' form of a (257, C) uint8 colour table: (513,) uint32. Words 0..256 are the C bytes of each row
+    little-endian (byte c of the word is channel c), as the kernels store whole words; words 257..512 are four
+    planes of 256 bytes, plane c holding channel c of rows 0..255, for the byte-permute paint (_kernels._vbmi)."""
     padded = np.zeros((table.shape[0], 4), dtype=np.uint8)
     padded[:, : table.shape[1]] = table
-    return padded.view("<u4").reshape(-1).astype(np.uint32)
+    planes = np.ascontiguousarray(padded[:256].T)
+    return np.concatenate([padded.reshape(-1), planes.reshape(-1)]).view("<u4").astype(np.uint32)
 
 
 @dataclasses.dataclass

@@ -234,3 +234,35 @@ def test_save_with_a_colormap(tmp_path):
     with pytest.raises(ValueError, match="together with cmap"):
         fastquant.save(tmp_path / "w.png", x, compat="matplotlib")
     assert not (tmp_path / "w.png").exists()
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("level_dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("float_dtype", [np.float32, np.float64])
+def test_paint_equals_the_table_on_the_vector_blocks_and_the_tail(channels, level_dtype, float_dtype):
+    """The kernels' paint (AVX-512 VBMI blocks of 64 pixels where the CPU has it, then the scalar tail) is the
+    table at the levels, and NaN's entry where x is NaN (whose level is 0): every level, NaN in every lane, sizes
+    around multiples of 64."""
+    import numba
+
+    from fastquant._kernels import _common, _vbmi
+
+    vector_part = numba.njit(lambda x, levels, out, lut: _vbmi.vbmi_paint(x, levels, out, lut))
+    rng = np.random.default_rng(21)
+    table = rng.integers(0, 256, (257, channels), dtype=np.uint8)
+    lut = fastquant._passes.packed_colours(table)
+    for n in (0, 1, 5, 63, 64, 65, 130, 64 * 9 + 37, 1000):
+        levels = rng.integers(0, 256, n).astype(level_dtype)
+        levels[: min(n, 256)] = np.arange(min(n, 256))
+        x = rng.standard_normal(n).astype(float_dtype)
+        x[rng.random(n) < 0.2] = np.nan
+        levels[np.isnan(x)] = 0  # as the conversion kernels make them (nan_level 0 in colour)
+        expected = table[np.where(np.isnan(x), 256, levels.astype(np.intp))]
+        out = np.zeros((n, channels), np.uint8)
+        _common._paint(x, levels.copy(), out, lut)
+        np.testing.assert_array_equal(out, expected, err_msg=f"n={n}")
+        out[:] = 0
+        done = vector_part(x, levels.copy(), out, lut)
+        assert done == (n // 64 * 64 if _vbmi.HAS_VBMI else 0)
+        np.testing.assert_array_equal(out[:done], expected[:done], err_msg=f"n={n}")
+        assert not out[done:].any()

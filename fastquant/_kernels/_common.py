@@ -9,6 +9,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .._jit import inline, serial
+from ._vbmi import vbmi_paint
 
 _FLUSH_BLOCKS = 1 << 12  # blocks between flushes of int32 accumulators (block <= 2**16 elements)
 
@@ -78,8 +79,9 @@ def _group_at(flat, n_groups, run):
 
 
 # --- colour: levels to colours ----------------------------------------------------------------------------------
-# A colour table is (257,) uint32: entry k holds the colour of level k as little-endian bytes (R | G << 8 | B << 16
-# | A << 24), entry 256 the colour of NaN. Colour output is (n, C) uint8 with C = 3 or 4. The grey kernels take
+# A colour table is (513,) uint32: entry k holds the colour of level k as little-endian bytes (R | G << 8 | B << 16
+# | A << 24), entry 256 the colour of NaN; words 257.. hold the same colours as four planes of 256 bytes, one per
+# channel, for the VBMI paint (see _vbmi). Colour output is (n, C) uint8 with C = 3 or 4. The grey kernels take
 # `lut=None`; the overloads below are resolved when a kernel is typed, so a None table compiles to the grey code.
 
 PAINT_BLOCK = 1024  # elements whose levels are made in a scratch buffer (in L1) and then painted
@@ -87,23 +89,25 @@ PAINT_BLOCK = 1024  # elements whose levels are made in a scratch buffer (in L1)
 
 @inline
 def _paint(x, levels, out, lut):
-    # out[j] = colour of levels[j] (NaN x[j]: entry 256). Levels in a uint16 scratch (scratch_for) get NaN's
-    # 256 in one vectorized loop first, so that the lookups read the levels only (RGB, one thread: 1.0 -> 0.64 ns
-    # per element); uint8 levels are tested against x per lookup. For RGB the colours of four elements are stored as
+    # out[j] = colour of levels[j] (NaN x[j]: entry 256). With VBMI the whole 64-pixel blocks are painted by
+    # byte permutes (see _vbmi); the rest here. Levels in a uint16 scratch (scratch_for) get NaN's 256 in one
+    # vectorized loop first, so that the lookups read the levels only (RGB, one thread: 1.0 -> 0.64 ns per
+    # element); uint8 levels are tested against x per lookup. For RGB the colours of four elements are stored as
     # three 32-bit words (three byte stores per element were twice as slow); for RGBA one word per element.
     m = x.size
+    done = vbmi_paint(x, levels, out, lut)  # a multiple of 64 (so of 4)
     flat = out.reshape(-1)
     if levels.itemsize == 2:
-        for j in range(m):
+        for j in range(done, m):
             levels[j] = levels[j] | (np.uint16(x[j] != x[j]) << np.uint16(8))
     if out.shape[1] == 4:
         words = flat.view(np.uint32)
-        for j in range(m):
+        for j in range(done, m):
             words[j] = lut[_lut_index(levels, x, j)]
         return
     quads = m // 4
     words = flat[: 12 * quads].view(np.uint32)
-    for q in range(quads):
+    for q in range(done // 4, quads):
         j = 4 * q
         a0 = lut[_lut_index(levels, x, j)]
         a1 = lut[_lut_index(levels, x, j + 1)]
@@ -112,7 +116,7 @@ def _paint(x, levels, out, lut):
         words[3 * q] = a0 | (a1 << np.uint32(24))
         words[3 * q + 1] = (a1 >> np.uint32(8)) | (a2 << np.uint32(16))
         words[3 * q + 2] = (a2 >> np.uint32(16)) | (a3 << np.uint32(8))
-    for j in range(4 * quads, m):
+    for j in range(max(done, 4 * quads), m):
         out_word = lut[_lut_index(levels, x, j)]
         for c in range(out.shape[1]):
             out[j, c] = np.uint8((out_word >> np.uint32(8 * c)) & np.uint32(255))

@@ -138,7 +138,7 @@ def _convert_lanes_to(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary,
 def convert_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, n_chunks, lut=None):
     """out[i] = level of x[i] with the limits of its group; runs of `run` elements share a group.
 
-    With a colour table `lut` ((257,) uint32, see ``_common``), out is (n, C) uint8 and receives the colour of
+    With a colour table `lut` ((513,) uint32, see ``_common``), out is (n, C) uint8 and receives the colour of
     each level instead (of NaN where x is NaN); so for every conversion kernel.
     """
     n = x.size

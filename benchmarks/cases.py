@@ -69,9 +69,10 @@ class Case:
     timing: str = "budget"
     skip: str = ""
     unit: str = ""  # of the figures: "s" (default) or "B" (default of "memory")
-    # untimed, before every timed call of an in-process case: f(data), e.g. reading an input file's pages back into
-    # the page cache (this host's memory manager, DAMON pageout, evicts file pages idle for seconds: the call after
-    # a 12-s naive loop read the .npy from disk, and the warm-cache comparison became a cold one for fastquant only)
+    # untimed, before every timed call of an in-process case (f(data)) and every run of a process case (f(ctx)):
+    # e.g. reading an input file's pages back into the page cache (this host's memory manager, DAMON pageout,
+    # evicts file pages idle for seconds: the call after a 12-s naive loop read the .npy from disk, and the
+    # warm-cache comparison became a cold one for fastquant only)
     prepare: Callable[[dict], None] | None = None
 
 
@@ -619,6 +620,7 @@ def convert_cases(p: Profile) -> tuple[list[Case], list[Target]]:
             candidates=command,
             kind="process",
             timing="rounds",
+            prepare=lambda c: volumes.read_through(volumes.npy(n, SIDE, SEED)),
         ),
         Case(
             "convert memory",

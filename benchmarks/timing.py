@@ -88,11 +88,20 @@ def once(full: Callable[[], object], part: Callable[[], object], scale: float, b
 
 
 def process_medians(
-    commands: dict[str, list[str]], runs: int, *, cwd: str, env: dict[str, str], warmups: int = 2
+    commands: dict[str, list[str]],
+    runs: int,
+    *,
+    cwd: str,
+    env: dict[str, str],
+    warmups: int = 2,
+    prepare: Callable[[], object] | None = None,
 ) -> dict[str, float]:
-    """Median wall time of alternated fresh processes per command (after `warmups` untimed runs of each)."""
+    """Median wall time of alternated fresh processes per command (after `warmups` untimed runs of each);
+    `prepare`, when given, runs untimed before every run (see ``Case.prepare``)."""
 
     def run(cmd: list[str]) -> float:
+        if prepare is not None:
+            prepare()
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -262,6 +262,9 @@ def test_paint_equals_the_table_on_the_vector_blocks_and_the_tail(channels, leve
         _common._paint(x, levels.copy(), out, lut)
         np.testing.assert_array_equal(out, expected, err_msg=f"n={n}")
         out[:] = 0
+        _common._paint_from(x, levels.copy(), out, lut, 0)  # the scalar paint alone (CPUs without VBMI)
+        np.testing.assert_array_equal(out, expected, err_msg=f"n={n}")
+        out[:] = 0
         done = vector_part(x, levels.copy(), out, lut)
         assert done == (n // 64 * 64 if _vbmi.HAS_VBMI else 0)
         np.testing.assert_array_equal(out[:done], expected[:done], err_msg=f"n={n}")

@@ -94,8 +94,13 @@ def _paint(x, levels, out, lut):
     # vectorized loop first, so that the lookups read the levels only (RGB, one thread: 1.0 -> 0.64 ns per
     # element); uint8 levels are tested against x per lookup. For RGB the colours of four elements are stored as
     # three 32-bit words (three byte stores per element were twice as slow); for RGBA one word per element.
+    _paint_from(x, levels, out, lut, vbmi_paint(x, levels, out, lut))
+
+
+@inline
+def _paint_from(x, levels, out, lut, done):
+    # the scalar paint of elements done.. (done: a multiple of 4; 0 paints everything, as on CPUs without VBMI)
     m = x.size
-    done = vbmi_paint(x, levels, out, lut)  # a multiple of 64 (so of 4)
     flat = out.reshape(-1)
     if levels.itemsize == 2:
         for j in range(done, m):

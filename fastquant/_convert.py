@@ -608,8 +608,14 @@ class _Writer:
             if found is not None:
                 lo, hi, windows = found
                 self._prepare(lo, hi)
-                counts = self._write(lo, hi, nan, windows, commit_each=False)
-                proved = _approx.prove(self.source, counts, np.array(percentiles))
+                outcome: dict[str, bool] = {}
+
+                def proof(counts: np.ndarray) -> bool:
+                    outcome["proved"] = _approx.prove(self.source, counts, np.array(percentiles))
+                    return outcome["proved"]
+
+                self._write(lo, hi, nan, windows, commit_each=False, proof=proof)
+                proved = outcome["proved"]
                 note("approx", proved=proved)
                 if proved:
                     self.sink.commit()
@@ -720,8 +726,12 @@ class _Writer:
 
     # -- the write pass --
 
-    def _write(self, lo, hi, nan: int, windows, commit_each: bool):
-        """Convert every image (the proof counts too, with `windows`) and hand it to the sink."""
+    def _write(self, lo, hi, nan: int, windows, commit_each: bool, proof=None):
+        """Convert every image (the proof counts too, with `windows`) and hand it to the sink.
+
+        `proof(counts)`, when given, is called as soon as the last image is converted, while the encoders may
+        still be busy: once it holds, the images are committed as they finish (on a sink that can commit images
+        one by one), so that their renames overlap the last encodes instead of following them."""
         from . import _engine
 
         job, source = self.job, self.source
@@ -739,13 +749,25 @@ class _Writer:
         state: dict[int, Any] = {}
 
         done = threading.Lock()
+        each = {"commit": commit_each}  # switched on by a holding proof
+        uncommitted: list[int] = []  # finished before the switch
 
         def finish(i: int) -> None:
             with done:
-                if commit_each:
+                if each["commit"]:
                     self.sink.commit([i])
+                else:
+                    uncommitted.append(i)
                 self.written += 1
                 progress.update(1)
+
+        def commit_from_now() -> None:
+            with done:
+                each["commit"] = True
+                ready = uncommitted[:]
+                uncommitted.clear()
+            if ready:
+                self.sink.commit(ready)
 
         def encode(i: int, image: np.ndarray) -> None:
             try:
@@ -794,6 +816,8 @@ class _Writer:
                 counts = None
                 for index in self._indexes(band_rows):
                     emit(index, None)
+            if proof is not None and proof(counts) and not self.sink.sequential:
+                commit_from_now()
             for future in in_flight:
                 future.result()
         finally:

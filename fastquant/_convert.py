@@ -608,14 +608,10 @@ class _Writer:
             if found is not None:
                 lo, hi, windows = found
                 self._prepare(lo, hi)
-                outcome: dict[str, bool] = {}
-
-                def proof(counts: np.ndarray) -> bool:
-                    outcome["proved"] = _approx.prove(self.source, counts, np.array(percentiles))
-                    return outcome["proved"]
-
-                self._write(lo, hi, nan, windows, commit_each=False, proof=proof)
-                proved = outcome["proved"]
+                proved = self._write(
+                    lo, hi, nan, windows, commit_each=False,
+                    proof=lambda counts: _approx.prove(self.source, counts, np.array(percentiles)),
+                )  # fmt: skip
                 note("approx", proved=proved)
                 if proved:
                     self.sink.commit()
@@ -731,7 +727,8 @@ class _Writer:
 
         `proof(counts)`, when given, is called as soon as the last image is converted, while the encoders may
         still be busy: once it holds, the images are committed as they finish (on a sink that can commit images
-        one by one), so that their renames overlap the last encodes instead of following them."""
+        one by one), so that their renames overlap the last encodes instead of following them. Returns what
+        `proof` returned (None without one)."""
         from . import _engine
 
         job, source = self.job, self.source
@@ -816,7 +813,8 @@ class _Writer:
                 counts = None
                 for index in self._indexes(band_rows):
                     emit(index, None)
-            if proof is not None and proof(counts) and not self.sink.sequential:
+            proved = None if proof is None else proof(counts)
+            if proved and not self.sink.sequential:
                 commit_from_now()
             for future in in_flight:
                 future.result()
@@ -824,7 +822,7 @@ class _Writer:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             progress.close()
-        return counts
+        return proved
 
     def _band_rows(self) -> int:
         """Rows of an image read and converted at once: the whole image when it (and the images waiting to be

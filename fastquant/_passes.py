@@ -16,6 +16,7 @@ The in-memory driver is :func:`run`; bulk conversion and a Dask backend are othe
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -446,16 +447,23 @@ class Sample(Pass):
         if lay.inner == self.layout.inner and outer is not None and outer[0] % self.step_a == 0:
             # Whole inner extents from a sampled outer position on (slabs of whole planes, whole rows): the
             # in-memory gather kernel on the block, as if it were the whole array.
+            first = outer[0] // self.step_a
+            columns = slice(first * nb, first * nb + -(-lay.outer // self.step_a) * nb)
+            rows = block.group_rows
+            # Gathered straight into the partial where the block's groups are a run of its rows (what sources cut)
+            if isinstance(rows, slice):
+                target, g0, c0 = values, rows.start, columns.start
+            else:
+                target, g0, c0 = np.empty((lay.groups, columns.stop - columns.start), self.dtype), 0, 0
             k = kernels()
             with k.kernel_lock():
-                picked = k.strided_sample(
+                k.strided_sample(
                     block.data, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, self.run,
-                    n_parts() if block.data.size >= SMALL_BLOCK else 1,
+                    n_parts() if block.data.size >= SMALL_BLOCK else 1, target, g0, c0,
                 )  # fmt: skip
-            first = outer[0] // self.step_a
-            columns = slice(first * nb, first * nb + picked.shape[1])
-            values[block.group_rows, columns] = picked
-            filled[block.group_rows, columns] = True
+            if not isinstance(rows, slice):
+                values[rows, columns] = target
+            filled[rows, columns] = True
             return
         take_a, sampled_a = block.sampled("outer", self.step_a)
         take_b, sampled_b = block.sampled("inner", self.step_b, self.run)
@@ -482,10 +490,20 @@ class Sample(Pass):
         lay = self.layout
         if source.direct:
             k = kernels()
+            sample = np.empty((lay.groups, math.prod(self.shape)), dtype=self.dtype)
             with k.kernel_lock():
-                return k.strided_sample(
-                    source.flat, lay.outer, lay.groups, lay.inner, self.step_a, self.step_b, self.run, n_parts()
+                k.strided_sample(
+                    source.flat,
+                    lay.outer,
+                    lay.groups,
+                    lay.inner,
+                    self.step_a,
+                    self.step_b,
+                    self.run,
+                    n_parts(),
+                    sample,
                 )
+            return sample
         a, g, b = np.meshgrid(
             np.arange(0, lay.outer, self.step_a), np.arange(lay.groups), self.inner_positions(),
             indexing="ij", sparse=True,

@@ -25,22 +25,40 @@ def _lowest_flag(bits, w):
 # --- collecting bracket members --------------------------------------------------------------------------------
 
 
+@inline
+def _lowest_flagged_byte(bits, w):
+    # The element of the lowest nonzero flag byte of word w, and the word without that byte (a byte may hold
+    # several bracket bits: it is visited once).
+    shift = trailing_zeros(bits) >> 3
+    cleared = bits & ~(np.uint64(0xFF) << np.uint64(8 * shift))
+    return 8 * w + (shift if _LITTLE else 7 - shift), cleared
+
+
 @parallel
 def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
     """collect for a repeating lane pattern: low/high (B, L) per lane, lane_groups (L,) maps lanes to groups.
 
     Returns written[c, g, j]; chunk c copies the members of bracket j of group g to dest[c, base[g, j]:].
-    Membership flags are computed per block with vectorized per-lane compares; only flagged elements are
-    visited one by one. `block` is a multiple of the lane count.
+    Membership flags are computed per block with vectorized per-lane compares, one bit per bracket (up to eight
+    brackets; beyond, the flag says "some bracket" and the brackets are tested again). Then, as in
+    _gather_members, the words of eight flags that hold any are listed branch-free, and only their flagged
+    elements are visited; the lane of an element comes from a table (no division). `block` is a multiple of the
+    lane count. (Measured on H×W×C 2048²×21, 2 threads, 3 % members: 62 -> 34 ms, and
+    27 -> 18 ms without members: the word-by-word scan and a division per member were most of the time.)
     """
     n_brackets, lanes = low.shape
     n_groups = base.shape[0]
     n_full = (x.size // lanes) * lanes
+    coded = n_brackets <= 8
     written = np.zeros((n_chunks, n_groups, n_brackets), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
         member = np.zeros(block, dtype=np.uint8)
         words = member.view(np.uint64)
+        flagged = np.empty(block // 8 + 1, dtype=np.int64)
+        lane_of = np.empty(block, dtype=np.int64)
+        for i in range(block):
+            lane_of[i] = i % lanes
         row = dest[c]
         pos = written[c]
         for b in range(begin, end, block):
@@ -53,22 +71,36 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
                 for k in range(n_brackets):
                     low_k = low[k]
                     high_k = high[k]
+                    bit = np.uint8(1 << k) if coded else np.uint8(1)
                     for j in range(lanes):
                         v = xs[j]
-                        flags[j] |= np.uint8((v >= low_k[j]) & (v < high_k[j]))
-            for w in range((xb.size + 7) // 8):
-                bits = words[w]  # only the flagged elements, lowest first (as in _gather_members)
+                        flags[j] |= np.uint8((v >= low_k[j]) & (v < high_k[j])) * bit
+            n_flagged = 0
+            for w in range((xb.size + 7) // 8):  # flags past xb.size are stale; the element loop skips them
+                flagged[n_flagged] = w
+                n_flagged += words[w] != 0
+            for f in range(n_flagged):
+                w = flagged[f]
+                bits = words[w]
                 while bits != 0:
-                    i, bits = _lowest_flag(bits, w)
-                    if i >= xb.size:  # a stale flag past the block's end
+                    i, bits = _lowest_flagged_byte(bits, w)
+                    if i >= xb.size:
                         continue
                     v = xb[i]
-                    j = i % lanes
+                    j = lane_of[i]
                     g = lane_groups[j]
-                    for k in range(n_brackets):
-                        if v >= low[k, j] and v < high[k, j]:
+                    if coded:
+                        m = np.uint64(member[i])
+                        while m != 0:
+                            k = trailing_zeros(m)
                             row[base[g, k] + pos[g, k]] = v
                             pos[g, k] += 1
+                            m &= m - np.uint64(1)
+                    else:
+                        for k in range(n_brackets):
+                            if v >= low[k, j] and v < high[k, j]:
+                                row[base[g, k] + pos[g, k]] = v
+                                pos[g, k] += 1
     for i in range(n_full, x.size):
         j = i - n_full
         g = lane_groups[j]

@@ -227,18 +227,22 @@ def percentiles(source, q: np.ndarray) -> np.ndarray:
     if q.size == 0:
         return result
     stats = order_statistics(source, quantiles)
-    for g in np.nonzero(stats.known & ~stats.paired & (stats.counts > 0))[0].tolist():
+    every = bool(stats.paired.all())
+    for g in [] if every else np.nonzero(stats.known & ~stats.paired & (stats.counts > 0))[0].tolist():
         result[:, g] = interpolate(int(stats.counts[g]), quantiles, stats.values[g], source.stats_dtype)
-    if stats.paired.any():
-        every = bool(stats.paired.all())
+    if every or stats.paired.any():
+        # interpolation_plan's arithmetic and lerp's, element for element, in one kernel pass over the groups
+        from ._kernels import groups as group_kernels
+
         paired = slice(None) if every else np.nonzero(stats.paired)[0]
-        n = stats.counts[paired][:, None]
-        virtual = (n - 1) * quantiles[None, :]  # interpolation_plan's arithmetic, element for element
-        gamma = np.where(virtual >= n - 1, virtual + 1, virtual - np.floor(virtual))
-        lower, upper = (v[paired].astype(source.stats_dtype, copy=False) for v in (stats.prev, stats.next))
-        values = lerp(lower, upper, gamma)  # NaN for a group without finite values (its neighbours are NaN)
-        result[:, paired] = values.T
-    result += 0.0  # +0.0 for a zero, as the reference
+        lower, upper = (np.ascontiguousarray(v[paired], dtype=source.stats_dtype) for v in (stats.prev, stats.next))
+        counts = np.ascontiguousarray(stats.counts[paired], dtype=np.int64)
+        values = result if every else np.empty((q.size, counts.size))
+        with _passes.kernels().kernel_lock():
+            group_kernels.interpolate_pairs(counts, lower, upper, quantiles, values, _passes.n_parts())
+        if not every:
+            result[:, paired] = values
+    result += 0.0  # +0.0 for a zero, as the reference (the kernel's values have it already)
     return result
 
 
@@ -259,9 +263,13 @@ class SortSelection:
 
     def consume(self, result) -> None:
         counts, prev, following = result
-        missing = ~self.stats.known
-        self.stats.counts[missing] = counts[missing]
-        self.stats.paired |= missing
+        if not self.stats.known.any():  # every group sorted here (many small groups): no masked copies
+            self.stats.counts = counts
+            self.stats.paired[:] = True
+        else:
+            missing = ~self.stats.known
+            self.stats.counts[missing] = counts[missing]
+            self.stats.paired |= missing
         self.stats.known[:] = True
         self.stats.prev, self.stats.next = prev, following
 

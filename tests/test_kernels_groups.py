@@ -246,3 +246,27 @@ def test_select_segments_of_large_segments(dtype, order):
     ranks = np.array([[0, 1, n // 20, n // 20 + 1, n // 2, n // 2, n - n // 20, n - 2, n - 1]], dtype=np.int64)
     found = groups.select_segments(values.copy(), np.zeros(1, np.int64), np.array([n], np.int64), ranks, 1)
     assert _same(found[0], expected_sorted[ranks[0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_interpolate_pairs_is_numpy_percentile(dtype, n_parts):
+    # The kernel that turns group_select's order statistics into percentiles: each group's values against
+    # numpy.percentile of that group's finite values (0 to 9 finite values, ties, signed zeros, each quantile)
+    rng = np.random.default_rng([20, 7, np.dtype(dtype).itemsize, n_parts])
+    n_groups, width = 400, 9
+    x = _data(rng, n_groups * width, dtype, "zeros").reshape(n_groups, width)
+    tied = rng.random(n_groups) < 0.3
+    x[tied] = np.round(x[tied])
+    x[:5] = np.nan  # groups without finite values
+    x[5, 1:] = np.nan  # one finite value
+    percentiles = QUANTILES * 100
+    quantiles = np.true_divide(percentiles, 100)  # as fastquant._select.percentiles and numpy.percentile divide
+    counts, prev, nxt = _numpy_stats(x.T.reshape(-1), width, n_groups, 1, quantiles)
+    out = np.full((quantiles.size, n_groups), -1.0)
+    groups.interpolate_pairs(counts.astype(np.int64), prev, nxt, quantiles, out, n_parts)
+    for g in range(n_groups):
+        finite = x[g][np.isfinite(x[g])]
+        want = np.percentile(finite, percentiles) if finite.size else np.full(quantiles.size, np.nan)
+        assert np.array_equal(out[:, g], np.asarray(want, dtype=np.float64) + 0.0, equal_nan=True), g
+    assert not np.signbit(out[out == 0]).any()  # + 0.0: no negative zero, as the reference

@@ -1205,6 +1205,30 @@ def group_select(x, outer, groups, inner, quantiles, n_parts):
     return _select_bracketed(x, outer, groups, inner, quantiles, n_parts)
 
 
+@parallel
+def interpolate_pairs(counts, prev, following, quantiles, out, n_parts):
+    """NumPy's "linear" percentiles from group_select's result: out[j, g] (float64) for finite count counts[g]
+    and the order statistics prev[g, j] <= following[g, j] (in the dtype NumPy interpolates in), step for step as
+    fastquant._select.lerp and the gamma of fastquant._select.percentiles compute them (the difference in that
+    dtype, the rest in float64), then + 0.0. NaN where the statistics are NaN (a group without finite values).
+    One pass over the groups, where the same steps as NumPy array operations on a million groups took 60 ms."""
+    groups = counts.size
+    for c in prange(n_parts):
+        begin, end = _chunk_bounds(groups, n_parts, c, 1)
+        for g in range(begin, end):
+            n = counts[g]
+            for j in range(quantiles.size):
+                virtual = (n - 1) * quantiles[j]
+                gamma = virtual + 1 if virtual >= n - 1 else virtual - np.floor(virtual)
+                a, b = prev[g, j], following[g, j]
+                diff = b - a
+                if gamma >= 0.5:
+                    value = np.float64(b) - np.float64(diff) * (1 - gamma)
+                else:
+                    value = np.float64(a) + np.float64(diff) * gamma
+                out[j, g] = value + 0.0
+
+
 # --- finite min / max per group -------------------------------------------------------------------------------
 
 

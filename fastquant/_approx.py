@@ -22,14 +22,25 @@ from ._plan import current, note
 from ._select import compact_rows, interpolate, interpolation_plan, needed_ranks, select_segments
 
 
+def sample_stride(layout) -> int | None:
+    """About one element in this many of each group is sampled for the estimates; None where approx does not
+    apply to this layout (then the exact limits are the approximate ones): more than ``Tuning.max_approx_groups``
+    groups, or groups too small to sample sparsely. Set by the shape alone."""
+    tun = current()
+    stride = min(tun.sample_stride, layout.group_size // tun.approx_sample)
+    if layout.groups > tun.max_approx_groups or stride < tun.approx_min_stride:
+        return None  # the sample would be a sizeable copy of the data: use exact limits
+    return stride
+
+
 def estimates(source, percentiles: np.ndarray):
     """(lo, hi, windows) of the sampled limits and their proof windows (G, 4 edges), or None where approx does not
-    apply: more than ``Tuning.max_approx_groups`` groups, groups too small to sample sparsely, a group with fewer
-    than two finite sampled values, or a range too wide for the windows."""
+    apply: the layout's rule (:func:`sample_stride`), a group with fewer than two finite sampled values, or a
+    range too wide for the windows."""
     tun, lay = current(), source.layout
-    stride = min(tun.sample_stride, lay.group_size // tun.approx_sample)
-    if lay.groups > tun.max_approx_groups or stride < tun.approx_min_stride:
-        return None  # the sample would be a sizeable copy of the data: use exact limits
+    stride = sample_stride(lay)
+    if stride is None:
+        return None
     sample = _passes.run(_passes.sample_pass(lay, stride, source.dtype, tun.sample_run), source)
     quantiles = np.true_divide(percentiles, 100)
     # The sample's own percentiles, computed as the exact path computes them: where the sample is the whole group

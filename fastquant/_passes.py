@@ -253,7 +253,7 @@ class Scan(Pass):
     whole = True
 
     def fused(self, source):
-        """(below (G, T), members(g, j) -> values or None when the region overflowed)."""
+        """(below (G, T), members(g, j) -> the values (a list of pieces) or None when the region overflowed)."""
         k, lay, tun = kernels(), source.layout, current()
         parts = n_parts()
         slots = self.cap + 1  # one sink slot per region (see _kernels._gather_members)
@@ -266,14 +266,15 @@ class Scan(Pass):
                 tun.scan_block // source.dtype.itemsize,
             )  # fmt: skip
         below = counts.sum(axis=0)
+        # Python ints: a million NumPy scalar operations per call for 256 groups cost milliseconds
+        counts_of, base_of, cap_of = written.tolist(), base.tolist(), self.cap.tolist()
 
         def members(g: int, j: int):
-            pair = j + 1
-            if (written[:, g, pair] <= self.cap[g, pair]).all():
-                return np.concatenate(
-                    [dest[c, base[g, pair] : base[g, pair] + written[c, g, pair]] for c in range(parts)]
-                )
-            return None
+            pair, start = j + 1, base_of[g][j + 1]
+            ns = [counts_of[c][g][pair] for c in range(parts)]
+            if max(ns) > cap_of[g][pair]:
+                return None
+            return [dest[c, start : start + n] for c, n in enumerate(ns) if n]  # the parts' pieces
 
         return below, members
 

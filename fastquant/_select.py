@@ -147,15 +147,17 @@ def compact_rows(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return flat, starts, finite
 
 
-def select_in_each(requests: list[tuple[np.ndarray, list[int]]]) -> list[list]:
-    """select(values, ranks) for each (values, ranks) pair of finite values, in one parallel kernel call (the
-    values are copied into one buffer first: bracket members are a few percent of the data)."""
+def select_in_each(requests: list[tuple[np.ndarray | list[np.ndarray], list[int]]]) -> list[list]:
+    """select(values, ranks) for each (values, ranks) pair of finite values (an array, or a list of pieces that
+    together are the values), in one parallel kernel call (the values are copied into one buffer first: bracket
+    members are a few percent of the data)."""
     if not requests:
         return []
-    lengths = np.array([v.size for v, _ in requests], dtype=np.int64)
+    pieces = [p for v, _ in requests for p in (v if isinstance(v, list) else [v])]
+    lengths = np.array([sum(p.size for p in v) if isinstance(v, list) else v.size for v, _ in requests], np.int64)
     starts = np.zeros(lengths.size, dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
-    values = np.concatenate([v for v, _ in requests]) if len(requests) > 1 else requests[0][0].copy()
+    values = np.concatenate(pieces) if len(pieces) != 1 else pieces[0].copy()
     return select_segments(values, starts, lengths, [r for _, r in requests])
 
 
@@ -228,12 +230,27 @@ def percentiles(source, q: np.ndarray) -> np.ndarray:
         return result
     stats = order_statistics(source, quantiles)
     every = bool(stats.paired.all())
-    for g in [] if every else np.nonzero(stats.known & ~stats.paired & (stats.counts > 0))[0].tolist():
-        result[:, g] = interpolate(int(stats.counts[g]), quantiles, stats.values[g], source.stats_dtype)
-    if every or stats.paired.any():
-        # interpolation_plan's arithmetic and lerp's, element for element, in one kernel pass over the groups
-        from ._kernels import groups as group_kernels
+    # interpolation_plan's arithmetic and lerp's (as :func:`interpolate`), element for element, in one kernel
+    # pass over the groups: for the groups whose order statistics are dicts (brackets, radix), and for those
+    # whose are arrays (per-group selection)
+    from ._kernels import groups as group_kernels
 
+    listed = [] if every else np.nonzero(stats.known & ~stats.paired & (stats.counts > 0))[0].tolist()
+    if listed:
+        lower = np.empty((len(listed), q.size), dtype=source.stats_dtype)
+        upper = np.empty_like(lower)
+        for row, g in enumerate(listed):
+            prev_rank, next_rank, _ = interpolation_plan(int(stats.counts[g]), quantiles)
+            order_statistics_of = stats.values[g]
+            lower[row] = [order_statistics_of[r] for r in prev_rank.tolist()]
+            upper[row] = [order_statistics_of[r] for r in next_rank.tolist()]
+        values = np.empty((q.size, len(listed)))
+        with _passes.kernels().kernel_lock():
+            group_kernels.interpolate_pairs(
+                stats.counts[listed], lower, upper, quantiles, values, _passes.n_parts()
+            )  # fmt: skip
+        result[:, listed] = values
+    if every or stats.paired.any():
         paired = slice(None) if every else np.nonzero(stats.paired)[0]
         lower, upper = (np.ascontiguousarray(v[paired], dtype=source.stats_dtype) for v in (stats.prev, stats.next))
         counts = np.ascontiguousarray(stats.counts[paired], dtype=np.int64)
@@ -536,27 +553,32 @@ class BracketSelection:
         rank_high = below[:, 3::2][:, :n_brackets] - below[:, :1]
         requests: list = []
         owners: list = []
-        for g in range(self.low.shape[0]):
-            self.stats.counts[g] = counts[g]
-            if counts[g] == 0:
+        self.stats.counts[: counts.size] = counts
+        # Python ints and lists: per-group NumPy calls on arrays of a few brackets were most of this loop's time
+        ranks_of: dict[int, list[int]] = {}
+        rows = zip(counts.tolist(), rank_low.tolist(), rank_high.tolist(), strict=True)
+        for g, (n, lows, highs) in enumerate(rows):
+            if n == 0:
                 self.stats.found(g, {})
                 continue
+            if n not in ranks_of:
+                ranks_of[n] = needed_ranks(n, self.quantiles)
             by_bracket: dict[int, list[int]] | None = {}
-            for r in needed_ranks(int(counts[g]), self.quantiles):
-                inside = np.nonzero((rank_low[g] <= r) & (r < rank_high[g]))[0]
-                if inside.size == 0:
+            for r in ranks_of[n]:
+                inside = next((j for j in range(n_brackets) if lows[j] <= r < highs[j]), None)
+                if inside is None:
                     by_bracket = None  # the sample misled us: this group goes to radix
                     break
-                by_bracket.setdefault(int(inside[0]), []).append(r)
+                by_bracket.setdefault(inside, []).append(r)
             if by_bracket is None:
                 continue
             self.stats.found(g, {})
             for j, ranks in by_bracket.items():
                 values = members(g, j) if members is not None else None
                 if values is None:
-                    self.needs.append((g, j, ranks, int(rank_low[g, j]), int(rank_high[g, j] - rank_low[g, j])))
+                    self.needs.append((g, j, ranks, lows[j], highs[j] - lows[j]))
                     continue
-                requests.append((values, [r - int(rank_low[g, j]) for r in ranks]))
+                requests.append((values, [r - lows[j] for r in ranks]))
                 owners.append((g, ranks))
         # The members of every group's brackets are selected together (one parallel call, not one NumPy
         # partition per rank: 256 groups of 2**18 spent 40 ms there).
@@ -575,46 +597,51 @@ def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype,
     # ends selected in one parallel call.
     groups = sample.shape[0]
     flat, starts, finite = compact_rows(np.ascontiguousarray(sample))
-    spans_of, kth_of = [], []
-    for g in range(groups):
-        m = int(finite[g])
-        merged, kth = [], []
-        if m >= 2:
-            spans = []
-            for p in np.unique(quantiles).tolist():
-                centre = p * (m - 1)
-                margin = 4.0 * math.sqrt(m * p * (1 - p)) + 4  # misses ~1 in 15 000 brackets
-                spans.append((math.floor(centre - margin), math.ceil(centre + margin) + 1))
-            spans.sort()
-            merged = [list(spans[0])]
-            for s, e in spans[1:]:
-                if s <= merged[-1][1]:
-                    merged[-1][1] = max(merged[-1][1], e)
-                else:
-                    merged.append([s, e])
-            kth = sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})
-        spans_of.append(merged)
-        kth_of.append(kth)
-    selected = select_segments(flat, starts, finite, kth_of)
-    brackets = []
-    for g in range(groups):
-        m = int(finite[g])
-        at = dict(zip(kth_of[g], selected[g], strict=True))
-        group_brackets = []
-        for s, e in spans_of[g]:
-            low = at[s] if s >= 0 else lowest
-            with np.errstate(over="ignore"):  # just above the largest finite value: inf (the right edge)
-                high = np.nextafter(at[e], highest) if e < m else highest
-            share = (min(e, m) - max(s, 0) + 1) / m
-            group_brackets.append((dtype.type(low), dtype.type(high), share))
-        brackets.append(group_brackets)
-    n_brackets = max((len(b) for b in brackets), default=0)
-    low = np.full((len(brackets), n_brackets), highest, dtype=dtype)
-    high = np.full((len(brackets), n_brackets), highest, dtype=dtype)
-    expected = np.zeros((len(brackets), n_brackets), dtype=np.int64)
-    for g, group_brackets in enumerate(brackets):
-        for j, (lo_j, hi_j, share) in enumerate(group_brackets):
-            low[g, j], high[g, j] = lo_j, hi_j
+    finite = finite.tolist()
+    unique = np.unique(quantiles).tolist()
+    spans_by_size: dict[int, tuple[list, list]] = {}  # the spans depend on the finite count alone
+    for m in finite:
+        if m not in spans_by_size:
+            spans_by_size[m] = _sample_spans(m, unique)
+    kth_of = [spans_by_size[m][1] for m in finite]
+    selected = select_segments(flat, starts, np.array(finite, dtype=np.int64), kth_of)
+    n_brackets = max((len(spans_by_size[m][0]) for m in finite), default=0)
+    low = np.full((groups, n_brackets), highest, dtype=dtype)
+    high = np.full((groups, n_brackets), highest, dtype=dtype)
+    expected = np.zeros((groups, n_brackets), dtype=np.int64)
+    for g, m in enumerate(finite):
+        spans, kth = spans_by_size[m]
+        at = dict(zip(kth, selected[g], strict=True))
+        for j, (s, e) in enumerate(spans):
+            low[g, j] = at[s] if s >= 0 else lowest
+            high[g, j] = at[e] if e < m else highest  # made just above the largest value below, at once
             # regions get 1.5 times the sample's share of the group, plus slack for small shares
-            expected[g, j] = int(1.5 * share * group_size) + 1024
+            expected[g, j] = int(1.5 * ((min(e, m) - max(s, 0) + 1) / m) * group_size) + 1024
+    # The right edges: just above the span's last value (inf beyond the largest finite value: its own edge).
+    is_value = np.zeros((groups, n_brackets), dtype=bool)
+    for g, m in enumerate(finite):
+        for j, (_, e) in enumerate(spans_by_size[m][0]):
+            is_value[g, j] = e < m
+    with np.errstate(over="ignore"):
+        high[is_value] = np.nextafter(high[is_value], highest)
     return low, high, expected
+
+
+def _sample_spans(m: int, unique_quantiles: list[float]) -> tuple[list[list[int]], list[int]]:
+    """The merged sample-rank spans [s, e] around each quantile of a sample of m finite values, and the sorted
+    ranks within the sample whose values bound them."""
+    if m < 2:
+        return [], []
+    spans = []
+    for p in unique_quantiles:
+        centre = p * (m - 1)
+        margin = 4.0 * math.sqrt(m * p * (1 - p)) + 4  # misses ~1 in 15 000 brackets
+        spans.append((math.floor(centre - margin), math.ceil(centre + margin) + 1))
+    spans.sort()
+    merged = [list(spans[0])]
+    for s, e in spans[1:]:
+        if s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return merged, sorted({i for s, e in merged for i in (s, e) if 0 <= i < m})

@@ -609,19 +609,17 @@ def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype,
     low = np.full((groups, n_brackets), highest, dtype=dtype)
     high = np.full((groups, n_brackets), highest, dtype=dtype)
     expected = np.zeros((groups, n_brackets), dtype=np.int64)
+    is_value = np.zeros((groups, n_brackets), dtype=bool)  # right edges that are sample values (not inf)
     for g, m in enumerate(finite):
         spans, kth = spans_by_size[m]
         at = dict(zip(kth, selected[g], strict=True))
         for j, (s, e) in enumerate(spans):
             low[g, j] = at[s] if s >= 0 else lowest
-            high[g, j] = at[e] if e < m else highest  # made just above the largest value below, at once
+            high[g, j] = at[e] if e < m else highest
+            is_value[g, j] = e < m
             # regions get 1.5 times the sample's share of the group, plus slack for small shares
             expected[g, j] = int(1.5 * ((min(e, m) - max(s, 0) + 1) / m) * group_size) + 1024
-    # The right edges: just above the span's last value (inf beyond the largest finite value: its own edge).
-    is_value = np.zeros((groups, n_brackets), dtype=bool)
-    for g, m in enumerate(finite):
-        for j, (_, e) in enumerate(spans_by_size[m][0]):
-            is_value[g, j] = e < m
+    # The right edges just above the span's last value, all at once (inf beyond the largest finite value)
     with np.errstate(over="ignore"):
         high[is_value] = np.nextafter(high[is_value], highest)
     return low, high, expected

@@ -41,18 +41,62 @@ def _level(v, lo, factor, lo_scaled, scale, nan_level):
     return np.uint8(np.rint(t))
 
 
-@intrinsic
-def _maxnum(typingctx, a, b):
-    # IEEE maxNum (llvm.maxnum): the larger of a and b, and b when a is NaN. With a constant b it compiles to
-    # one maxpd; Python's max(b, a), which must return b for NaN too, compiles to a compare and a mask.
-    def codegen(context, builder, sig, args):
-        double = ir.DoubleType()
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(double, [double, double]), "llvm.maxnum.f64"
-        )
-        return builder.call(fn, args)
+def _float_intrinsic(name, bits):
+    # IEEE maxNum/minNum (llvm.maxnum/minnum) of two floats of `bits`: the other operand when one is NaN.
+    llvm_type = ir.DoubleType() if bits == 64 else ir.FloatType()
+    numba_type = types.float64 if bits == 64 else types.float32
 
-    return types.float64(types.float64, types.float64), codegen
+    @intrinsic
+    def fn(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            decl = ir.FunctionType(llvm_type, [llvm_type, llvm_type])
+            return builder.call(cgutils.get_or_insert_function(builder.module, decl, f"llvm.{name}.f{bits}"), args)
+
+        return numba_type(numba_type, numba_type), codegen
+
+    return fn
+
+
+# With a constant b, _maxnum compiles to one maxpd; Python's max(b, a), which must return b for NaN too, to a
+# compare and a mask.
+_maxnum = _float_intrinsic("maxnum", 64)
+_maxnum32 = _float_intrinsic("maxnum", 32)
+_minnum32 = _float_intrinsic("minnum", 32)
+
+
+def _is_float32(x):
+    """Whether x's dtype is float32 (a compile-time constant)."""
+
+
+@overload(_is_float32, inline="always")
+def _is_float32_overload(x):
+    answer = x.dtype == types.float32
+    return lambda x: answer
+
+
+@inline
+def float32_edge(x, lo, factor, scale, nan_level):
+    """The largest |t - rint(t)| at which float32 levels are proved equal to float64 ones, or 0 (not usable).
+
+    Usable for float32 x, an ordinary range (factor 1, lo < hi), NaN level 0, and moderate limits. For such v,
+    with T = (v - lo) scale exact, lo32 = f32(lo) and scale32 = f32(scale), the float32 value
+    t32 = f32(f32(v - lo32) scale32) has |t32 - T| <= 2**-24 (3.01 |T| + 1.01 |lo| scale) (three roundings
+    and the rounding of lo), and the float64 t within 2**-52 |T|. So where |T| <= 256 the two differ by at most
+    d = 2**-24 (3.01 * 256 + 1.01 |lo| scale) + 2**-44, and where t32, clamped to [0, 255], is more than d
+    from a half-integer, both round to the same level (|T| > 256 clamps both to the same end; overflow to
+    +-inf keeps the sign; NaN goes to 0 in both). The edge returned is 0.5 - d rounded down to a float32.
+    """
+    if not _is_float32(x) or factor != 1.0 or nan_level != 0.0:
+        return np.float32(0.0)
+    if not (1e-30 < scale < 1e30 and abs(lo) < 1e30):
+        return np.float32(0.0)
+    margin = 2.0**-24 * (3.01 * 256.0 + 1.01 * abs(lo) * scale) + 2.0**-44 + 2.0**-140
+    if margin > 0.05:
+        return np.float32(0.0)
+    edge = np.float32(0.5 - margin)
+    if np.float64(edge) > 0.5 - margin:
+        edge = np.nextafter(edge, np.float32(0.0))
+    return edge
 
 
 @inline

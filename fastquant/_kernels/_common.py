@@ -84,7 +84,8 @@ def float32_edge(x, lo, factor, scale, nan_level):
     and the rounding of lo), and the float64 t within 2**-52 |T|. So where |T| <= 256 the two differ by at most
     d = 2**-24 (3.01 * 256 + 1.01 |lo| scale) + 2**-44, and where t32, clamped to [0, 255], is more than d
     from a half-integer, both round to the same level (|T| > 256 clamps both to the same end; overflow to
-    +-inf keeps the sign; NaN goes to 0 in both). The edge returned is 0.5 - d rounded down to a float32.
+    +-inf keeps the sign; NaN goes to 0 in both; 2**-140 covers the absolute error of subnormal
+    results). The edge returned is 0.5 - d rounded down to a float32.
     """
     if not _is_float32(x) or factor != 1.0 or nan_level != 0.0:
         return np.float32(0.0)

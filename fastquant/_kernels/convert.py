@@ -77,8 +77,8 @@ def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut):
 
 @inline
 def _levels_float32(x, out, lo32, scale32, edge):
-    # The levels of an ordinary range (see float32_edge) in float32 arithmetic, 16 lanes per vector instead of
-    # 8: the conversion is compute-bound in float64 once memory is idle. Returns whether some element came
+    # The levels of an ordinary range (see float32_edge) in float32 arithmetic, twice the lanes per vector of
+    # float64: the conversion is compute-bound in float64 once memory is idle. Returns whether some element came
     # within the error bound of a rounding edge; the caller then redoes the block in float64, so the levels
     # always equal the float64 ones. The flag is a bool OR: int accumulators widen to int64 and halve the speed.
     near = False

@@ -12,7 +12,7 @@ import pytest
 
 import fastquant as fq
 from fastquant import _plan, reference
-from fastquant._kernels._common import float32_edge
+from fastquant._kernels._common import float32_edge, float32_lane_edge
 
 # (vmin, vmax): unit range, probabilities, a narrow range far from 0, a wide one, a negative and a narrow one
 RANGES = [(-2.0, 2.0), (0.0, 1.0), (1000.3, 1003.7), (-3.0e4, 5.0e4), (-1.0e-3, -2.5e-4), (0.1, 0.1001)]
@@ -74,3 +74,45 @@ def test_float32_path_far_from_zero_equals_the_reference():
     x = _edge_heavy(rng, lo, hi, 1 << 20)
     assert 0.4 < float32_edge(x, lo, 1.0, 255.0 / (hi - lo), 0.0) < 0.49
     np.testing.assert_array_equal(fq.to_uint8(x, vmin=lo, vmax=hi), reference.to_uint8(x, vmin=lo, vmax=hi))
+
+
+# --- per-group limits along rows (fastquant._kernels.groups.convert_rows) --------------------------------------
+
+
+def test_float32_row_levels_equal_the_reference_at_rounding_edges():
+    # 6144 columns, each with limits of its own (the ranges above, in turn): too many groups for the lane
+    # kernels, so the per-column conversion runs row by row with per-element parameters in float32
+    rows, per_range = 256, 1024
+    rng = np.random.default_rng(12)
+    x = np.empty((rows, len(RANGES) * per_range), dtype=np.float32)
+    lo = np.empty(x.shape[1])
+    hi = np.empty(x.shape[1])
+    for r, (low, high) in enumerate(RANGES):
+        x[:, r :: len(RANGES)] = _edge_heavy(rng, low, high, rows * per_range).reshape(rows, per_range)
+        lo[r :: len(RANGES)], hi[r :: len(RANGES)] = low, high
+    scale = 255.0 / (hi - lo)
+    assert float32_lane_edge(x, lo, np.ones_like(lo), scale, 0.0) > 0.4  # the float32 path is taken
+    with np.errstate(all="ignore"):
+        plain = _plain_float32(x, lo, hi)
+    expected = reference.to_uint8(x, vmin=lo, vmax=hi)
+    assert np.count_nonzero(plain != expected) > 0
+    with _plan.recording() as events:
+        got = fq.to_uint8(x, vmin=lo, vmax=hi)
+    assert ("convert", {"kernel": "rows", "colour": False}) in events
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_float32_lane_edge_is_the_smallest_lane_edge():
+    rng = np.random.default_rng(13)
+    x = np.zeros(4, dtype=np.float32)
+    lo = rng.uniform(-100.0, 100.0, 500)
+    scale = 255.0 / rng.uniform(0.1, 100.0, 500)  # |lo| scale up to 2.55e5: margins up to 0.016
+    ones = np.ones_like(lo)
+    edges = [float32_edge(x, lo[j], 1.0, scale[j], 0.0) for j in range(lo.size)]
+    assert 0.0 < min(edges) < max(edges)  # the lanes' edges differ: the smallest one must be the answer
+    assert float32_lane_edge(x, lo, ones, scale, 0.0) == min(edges)
+    # one lane outside the bound (lo == hi, an extreme range, NaN level, float64 input) turns the path off
+    assert float32_lane_edge(x, lo, ones, np.where(np.arange(500) == 7, np.inf, scale), 0.0) == 0.0
+    assert float32_lane_edge(x, lo, np.where(np.arange(500) == 7, 0.5, ones), scale, 0.0) == 0.0
+    assert float32_lane_edge(x, lo, ones, scale, 3.0) == 0.0
+    assert float32_lane_edge(x.astype(np.float64), lo, ones, scale, 0.0) == 0.0

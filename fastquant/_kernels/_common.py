@@ -91,13 +91,34 @@ def float32_edge(x, lo, factor, scale, nan_level):
         return np.float32(0.0)
     if not (1e-30 < scale < 1e30 and abs(lo) < 1e30):
         return np.float32(0.0)
-    margin = 2.0**-24 * (3.01 * 256.0 + 1.01 * abs(lo) * scale) + 2.0**-44 + 2.0**-140
+    return _edge_for(abs(lo) * scale)
+
+
+@inline
+def _edge_for(worst):
+    # float32_edge's edge where |lo| scale = worst (0 when the margin is too wide to be worth it)
+    margin = 2.0**-24 * (3.01 * 256.0 + 1.01 * worst) + 2.0**-44 + 2.0**-140
     if margin > 0.05:
         return np.float32(0.0)
     edge = np.float32(0.5 - margin)
     if np.float64(edge) > 0.5 - margin:
         edge = np.nextafter(edge, np.float32(0.0))
     return edge
+
+
+@serial
+def float32_lane_edge(x, lo, factor, scale, nan_level):
+    """float32_edge for per-lane (or per-group) parameters: one edge that holds for every lane (that of the
+    largest |lo| scale), or 0 when some lane is not usable. One vectorized loop over the lanes."""
+    if not _is_float32(x) or nan_level != 0.0:
+        return np.float32(0.0)
+    usable = True
+    worst = 0.0
+    for j in range(lo.size):
+        s, size = scale[j], abs(lo[j])
+        usable = usable & (factor[j] == 1.0) & (1e-30 < s) & (s < 1e30) & (size < 1e30)
+        worst = _maxnum(worst, size * s)
+    return _edge_for(worst) if usable else np.float32(0.0)
 
 
 @inline

@@ -60,6 +60,13 @@ def _prefetch_ahead(x, begin, end):
         _prefetch(x, j)
 
 
+@inline
+def _prefetch_span(x, begin, end):
+    # Prefetch the cache lines of x[begin:end] (clamped to x).
+    for j in range(max(0, begin), min(x.size, end), 64 // x.itemsize):
+        _prefetch(x, j)
+
+
 @serial
 def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut):
     # `lut`: None (out holds levels), or a colour table (see _common): each block's levels are painted.
@@ -84,6 +91,19 @@ def _levels_float32(x, out, lo32, scale32, edge):
     near = False
     for i in range(x.size):
         t = _minnum32(_maxnum32((x[i] - lo32) * scale32, np.float32(0.0)), np.float32(255.0))
+        r = np.rint(t)
+        near = near | (abs(t - r) > edge)
+        out[i] = np.uint8(np.int32(r))
+    return near
+
+
+@inline
+def _levels_float32_lanes(x, out, lo32, scale32, edge):
+    # _levels_float32 with one limit and scale per element (lo32[i], scale32[i] for x[i]); `edge` is the
+    # smallest edge of the lanes (see _common.float32_lane_edge).
+    near = False
+    for i in range(x.size):
+        t = _minnum32(_maxnum32((x[i] - lo32[i]) * scale32[i], np.float32(0.0)), np.float32(255.0))
         r = np.rint(t)
         near = near | (abs(t - r) > edge)
         out[i] = np.uint8(np.int32(r))

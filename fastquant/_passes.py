@@ -51,6 +51,11 @@ def round_up(n: int, multiple: int) -> int:
 def run(pass_, source):
     """Run one pass over every block of an in-memory `source` and finalize it (an in-memory array runs a pass's
     random-access version where it has one)."""
+    if getattr(source, "swapped", False) and pass_.reads_swapped(source.layout):
+        note("swapped", pass_=type(pass_).__name__)
+        partial = pass_.create()
+        pass_.append(partial, source.swapped_block())
+        return pass_.finalize(partial)
     if pass_.whole or (source.random_access and hasattr(pass_, "fused")):
         return pass_.fused(source)
     partial = pass_.create()
@@ -69,6 +74,11 @@ class Pass:
     aligned = False
     whole = False
 
+    def reads_swapped(self, layout: Layout) -> bool:
+        """Whether append() takes a block of byte-swapped float32 words on this layout (its kernels swap as they
+        read: one read of the array in place, where a native copy of every slab took as long as the pass)."""
+        return False
+
     def combine(self, partials: list):
         raise NotImplementedError
 
@@ -84,6 +94,11 @@ class FiniteMinMax(Pass):
     """(lo, hi) per group: the finite minimum and maximum, NaN for a group without finite values."""
 
     groups: int
+
+    def reads_swapped(self, layout: Layout) -> bool:
+        from ._kernels import minmax
+
+        return layout.inner >= minmax._MIN_RUN  # the runs kernel
 
     def create(self) -> np.ndarray:
         partial = np.empty((self.groups, 2))
@@ -121,6 +136,9 @@ class CountBelow(Pass):
     """(G, T) counts of x < thresholds[g, t] per group (NaN never counts)."""
 
     thresholds: np.ndarray  # (G, T), in the kernel dtype
+
+    def reads_swapped(self, layout: Layout) -> bool:
+        return not layout.lane_count(current())  # count_runs
 
     def create(self) -> np.ndarray:
         return np.zeros(self.thresholds.shape, dtype=np.int64)
@@ -174,6 +192,9 @@ class Collect(Pass):
     low: np.ndarray  # (G, J) in the kernel dtype; [inf, inf) collects nothing
     high: np.ndarray
     sizes: np.ndarray  # (G, J) int64
+
+    def reads_swapped(self, layout: Layout) -> bool:
+        return not layout.lane_count(current())  # scan_runs
 
     @property
     def base(self) -> np.ndarray:
@@ -245,8 +266,9 @@ class Collect(Pass):
 
 @dataclasses.dataclass
 class Scan(Pass):
-    """Counting and collecting fused in one pass (runs layout, whole direct array): CountBelow(thresholds) and
-    the members of each bracket, up to `cap` per part (a region that overflows is collected again exactly)."""
+    """Counting and collecting fused in one pass (runs layout, whole direct or byte-swapped array):
+    CountBelow(thresholds) and the members of each bracket, up to `cap` per part (a region that overflows is
+    collected again exactly)."""
 
     thresholds: np.ndarray  # (G, T): pair 0 (lowest finite, inf), then brackets; T a multiple of SWEEP
     cap: np.ndarray  # (G, T // 2) members per part and pair
@@ -260,9 +282,13 @@ class Scan(Pass):
         base = np.zeros_like(self.cap)
         base.reshape(-1)[1:] = np.cumsum(slots.reshape(-1))[:-1]
         dest = np.empty((parts, int(slots.sum())), dtype=source.dtype)
+        swapped = getattr(source, "swapped", False)
+        if swapped:
+            note("swapped", pass_=type(self).__name__)
+        data = source.swapped_block().data if swapped else source.flat
         with k.kernel_lock():
             counts, written = k.scan_runs(
-                source.flat, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
+                data, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
                 tun.scan_block // source.dtype.itemsize,
             )  # fmt: skip
         below = counts.sum(axis=0)
@@ -289,6 +315,9 @@ class ScanBlocks(Pass):
     thresholds: np.ndarray  # (G, T) as for Scan
     cap: np.ndarray  # (G, T // 2) members kept at most per group and pair (all blocks together)
 
+    def reads_swapped(self, layout: Layout) -> bool:
+        return True  # scan_runs
+
     def _base(self) -> np.ndarray:
         base = np.zeros_like(self.cap)
         base.reshape(-1)[1:] = np.cumsum(self.cap.reshape(-1))[:-1]
@@ -308,7 +337,7 @@ class ScanBlocks(Pass):
         slots = room + 1  # one sink slot per region (see _kernels._gather_members)
         local_base = np.zeros_like(room)
         local_base.reshape(-1)[1:] = np.cumsum(slots.reshape(-1))[:-1]
-        dest = np.empty((parts, int(slots.sum())), dtype=block.data.dtype)
+        dest = np.empty((parts, int(slots.sum())), dtype=block.dtype)
         with k.kernel_lock():
             counts, found = k.scan_runs(
                 block.data, 0, lay.groups, lay.inner, self.thresholds[ids], local_base, room, dest, parts,
@@ -420,6 +449,9 @@ class Sample(Pass):
     step_b: int
     dtype: np.dtype
     run: int = 1
+
+    def reads_swapped(self, layout: Layout) -> bool:
+        return True  # a whole block is gathered by strided_sample
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -618,6 +650,10 @@ class Convert(Pass):
         # the kernels' form of the table, made once per pass (not per block)
         self.packed = None if self.lut is None else packed_colours(self.lut)
 
+    def reads_swapped(self, layout: Layout) -> bool:
+        # convert_runs and convert_count_runs (see append)
+        return not layout.lane_count(current()) and (self.windows is not None or layout.inner >= ROW_RUNS)
+
     def create(self):
         return None if self.windows is None else np.zeros((self.lo.size, 5), dtype=np.int64)
 
@@ -632,7 +668,7 @@ class Convert(Pass):
         lut = self.packed
         parts = n_parts()
         lanes = lay.lane_count(tun)
-        largest = np.finfo(block.data.dtype).max
+        largest = np.finfo(block.dtype).max
         if self.windows is not None:
             kernel = "count_lanes" if lanes else "count_runs"
         else:

@@ -468,7 +468,7 @@ class BracketSelection:
         # fused lanes kernel measured slower than the two passes (184 vs 167 ms on H×W×128).
         # Blocks of other sources count and collect in one pass too (ScanBlocks), with regions for all blocks.
         self.fused = self.layout.lane_count(current()) == 0 or self.layout.groups == 1
-        self.direct = source.direct
+        self.direct = source.direct or getattr(source, "swapped", False)  # Scan reads both in place
         self.quantiles = quantiles
         self.stats = stats
         self.state = "sample"

@@ -36,9 +36,15 @@ class Block:
     """One block: its index in the logical array, its data as kernels read it, and where its groups belong."""
 
     index: tuple[slice, ...]
-    data: np.ndarray  # 1-D C-contiguous, kernel dtype, the block in C order
+    data: np.ndarray  # 1-D C-contiguous, kernel dtype, the block in C order (or byte-swapped words, see swapped)
     layout: Layout  # local (outer, groups, inner)
     geometry: Geometry
+    swapped: bool = False  # data holds byte-swapped float32 as uint32 words (only for passes that read them)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the values the kernels see (float32 for swapped words)."""
+        return np.dtype(np.float32) if self.swapped else self.data.dtype
 
     @property
     def all_groups(self) -> bool:
@@ -122,8 +128,12 @@ class ArraySource:
         self.stats_dtype = _validate.percentile_dtype(x.dtype)
         # == is False for a swapped byte order
         self.direct = bool(self.view.flags.c_contiguous and x.dtype == self.dtype)
+        # Byte-swapped float32 in logical order: the passes whose kernels swap as they read (swapped_block) take
+        # it in place; the others get native slabs.
+        self.swapped = bool(self.view.flags.c_contiguous and x.dtype.kind == "f" and x.dtype.itemsize == 4)
+        self.swapped &= not self.direct
         self.size = x.size
-        note("source", dtype=self.dtype.name, direct=self.direct)
+        note("source", dtype=self.dtype.name, direct=self.direct, swapped=self.swapped)
 
     @property
     def layout(self) -> Layout:
@@ -161,6 +171,11 @@ class ArraySource:
             np.copyto(data.reshape(piece.shape), piece, casting="unsafe")
             yield self._block(index, data)
 
+    def swapped_block(self) -> Block:
+        """The whole array as one block of byte-swapped float32 words (swapped sources only)."""
+        whole = tuple(slice(0, n) for n in self.view.shape)
+        return dataclasses.replace(self._block(whole, self.view.reshape(-1).view(np.uint32)), swapped=True)
+
     def _block(self, index: tuple[slice, ...], data: np.ndarray) -> Block:
         shape = tuple(len(range(*s.indices(n))) for s, n in zip(index, self.view.shape, strict=True))
         return Block(index, data, self.geometry.local_layout(shape), self.geometry)
@@ -183,7 +198,7 @@ class PartitionSource(ArraySource):
         super().__init__(x, plan)
         self._indexes = list(indexes)
         self._aligned = None if aligned_indexes is None else list(aligned_indexes)
-        self.direct = False  # random access is not assumed: every pass reads blocks
+        self.direct = self.swapped = False  # random access is not assumed: every pass reads blocks
 
     def indexes(self, aligned: bool = False) -> list[tuple[slice, ...]]:
         if aligned:

@@ -154,6 +154,48 @@ def test_byteswapped_float32_is_float32_work(mode):
     assert steps[0] == steps[1], steps
 
 
+# Each pass whose kernels take byte-swapped words reads the array in place (a note "swapped" per pass); the others
+# get native slabs. Layouts with runs (global, C×H×W) read in place in every mode, and give the native bytes.
+IN_PLACE = {
+    "fixed": {"Convert"},
+    "one-sided": {"FiniteMinMax", "Convert"},
+    "approx": {"Sample", "Convert"},
+    "exact": {"Sample", "Scan", "Convert"},
+}
+
+
+@pytest.mark.parametrize("shape", ["global", "per-plane"])
+@pytest.mark.parametrize("mode", list(SWAP_MODES))
+def test_byteswapped_float32_is_read_in_place(shape, mode):
+    import fastquant._plan
+
+    shape, axis = {"global": ((1536, 1536), None), "per-plane": ((5, 512, 512), (1, 2))}[shape]
+    rng = np.random.default_rng(20251204)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    flat = x.reshape(-1)
+    specials = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0]
+    flat[rng.choice(flat.size, 4096, replace=False)] = np.resize(np.array(specials, dtype=np.float32), 4096)
+    s = swapped(x)
+    with fastquant._plan.recording() as trace:
+        got = fastquant.to_uint8(s, axis=axis, **SWAP_MODES[mode])
+    read = {d["pass_"] for e, d in trace if e == "swapped"}
+    assert IN_PLACE[mode] <= read, read
+    assert ("source", {"dtype": "float32", "direct": False, "swapped": True}) in trace
+    assert_identical(got, fastquant.to_uint8(x, axis=axis, **SWAP_MODES[mode]), f"in place, {shape}, {mode}")
+
+
+def test_byteswapped_float32_on_lanes_takes_native_slabs():
+    # H×W×3 per channel counts, collects and converts with the lane kernels, which read native values only (the
+    # sample's gather reads in place on every layout)
+    import fastquant._plan
+
+    x = np.random.default_rng(20251205).standard_normal((1024, 1024, 3), dtype=np.float32)
+    with fastquant._plan.recording() as trace:
+        got = fastquant.to_uint8(swapped(x), axis=(0, 1), percentiles=(5, 95), method="exact")
+    assert {d["pass_"] for e, d in trace if e == "swapped"} == {"Sample"}
+    assert_identical(got, fastquant.to_uint8(x, axis=(0, 1), percentiles=(5, 95), method="exact"), "lanes")
+
+
 # --- defect 5: warnings near the float32 maximum ------------------------------------------------------------------
 
 

@@ -65,13 +65,107 @@ _minnum32 = _float_intrinsic("minnum", 32)
 
 
 def _is_float32(x):
-    """Whether x's dtype is float32 (a compile-time constant)."""
+    """Whether x holds float32 values (a compile-time constant): float32, or its byte-swapped words (uint32)."""
 
 
 @overload(_is_float32, inline="always")
 def _is_float32_overload(x):
-    answer = x.dtype == types.float32
+    answer = x.dtype in (types.float32, types.uint32)
     return lambda x: answer
+
+
+@intrinsic
+def _prefetch(typingctx, arr, index):
+    # llvm.prefetch (read, high locality, data cache) of the cache line that holds arr[index].
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, index), codegen
+
+
+@inline
+def _prefetch_span(x, begin, end):
+    # Prefetch the cache lines of x[begin:end] (clamped to x).
+    for j in range(max(0, begin), min(x.size, end), 64 // x.itemsize):
+        _prefetch(x, j)
+
+
+# --- byte-swapped float32 read in place ------------------------------------------------------------------------
+# A byte-swapped float32 array reaches the kernels that read it in place as its words (a uint32 view): a uint32
+# `x` always means that. Loops that read each value once take it through load (swapped in the register: the
+# hardware prefetcher streams the words as it streams native floats). Swapping a block into a buffer first and then
+# using it serializes memory and compute: a count-and-collect sweep of 8192² over copied 4096-value blocks took
+# 15 ms, over the array itself 8.4 ms. Only the conversion, which prefetches ahead and reads each 256-value block
+# several times (float32 levels, float64 redo, paint), swaps blocks into L1 (native_block). Native arrays pass
+# through both unchanged.
+
+
+@intrinsic
+def _swapped_float32(typingctx, word):
+    # The float32 whose bytes are those of `word` reversed (llvm.bswap, then a bitcast): one byte shuffle.
+    if word != types.uint32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        bswap = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32]), "llvm.bswap.i32")
+        return builder.bitcast(builder.call(bswap, args), ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+def load(x, i):
+    """x[i] as a value: itself, or for byte-swapped words (uint32) the float32 they hold."""
+
+
+@overload(load, inline="always")
+def _load(x, i):
+    if x.dtype == types.uint32:
+        return lambda x, i: _swapped_float32(x[i])
+    return lambda x, i: x[i]
+
+
+def swap_scratch(x, size):
+    """Scratch for native_block: `size` float32 for byte-swapped words, else nothing (an empty view of x)."""
+
+
+@overload(swap_scratch, inline="always")
+def _swap_scratch(x, size):
+    if x.dtype == types.uint32:
+        return lambda x, size: np.empty(size, dtype=np.float32)
+    return lambda x, size: x[:0]
+
+
+@serial
+def _swap_words(words, values):
+    # values[i] = the float32 of words[i] swapped (one vector byte shuffle per 8 values)
+    for i in range(words.size):
+        values[i] = _swapped_float32(words[i])
+
+
+def native_block(x, begin, end, scratch):
+    """x[begin:end] as values: the slice itself, or byte-swapped words swapped into scratch[: end - begin]."""
+
+
+@overload(native_block, inline="always")
+def _native_block(x, begin, end, scratch):
+    if x.dtype == types.uint32:
+
+        def swapped(x, begin, end, scratch):
+            values = scratch[: end - begin]
+            _swap_words(x[begin:end], values)
+            return values
+
+        return swapped
+    return lambda x, begin, end, scratch: x[begin:end]
 
 
 @inline

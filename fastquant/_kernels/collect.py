@@ -9,7 +9,7 @@ from numba import prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import inline, parallel, serial
-from ._common import _chunk_bounds
+from ._common import _chunk_bounds, load
 
 _LITTLE = sys.byteorder == "little"  # how the flag bytes sit in a word
 
@@ -126,7 +126,7 @@ def _sweep_run(x, thresholds, t, counts, member, first):
     # The first sweep starts the flags and leaves pair 0 out; later sweeps add to them.
     kept = np.uint8(0) if first else np.uint8(1)
     for i in range(x.size):
-        v = x[i]
+        v = load(x, i)
         b0, b1, b2, b3, b4, b5 = v < t0, v < t1, v < t2, v < t3, v < t4, v < t5
         c0 = np.int32(c0 + np.int32(b0))
         c1 = np.int32(c1 + np.int32(b1))
@@ -162,7 +162,7 @@ def _gather_members(x, member, words, flagged, thresholds, row, base, cap, writt
             i, bits = _lowest_flag(bits, w)
             if i >= x.size:  # a stale flag past the piece's end
                 continue
-            v = x[i]
+            v = load(x, i)
             for j in range(1, thresholds.size // 2):
                 k = written[j]
                 row[base[j] + min(k, cap[j])] = v
@@ -177,7 +177,7 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
     others are brackets. Returns counts[c, g, t] = #{x < thresholds[g, t]} over chunk c, and written[c, g, j]
     = #{low_j <= x < high_j}; chunk c copies up to cap[g, j] members of bracket j of group g to
     dest[c, base[g, j]:], a region of cap[g, j] + 1 slots. Counts and collected values do not depend on the
-    thread count.
+    thread count. x may be byte-swapped float32 words (see _common.load).
     """
     n = x.size
     n_thr = thresholds.shape[1]

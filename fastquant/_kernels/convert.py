@@ -4,10 +4,7 @@ approx proof counts."""
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import prange
 
 from .._jit import inline, parallel, serial
 from ._common import (
@@ -19,11 +16,15 @@ from ._common import (
     _level_clamped_nan,
     _maxnum32,
     _minnum32,
+    _prefetch,
     float32_edge,
     level_target,
+    load,
+    native_block,
     paint,
     put_level,
     scratch_for,
+    swap_scratch,
 )
 
 _PREFETCH_AHEAD = 8192  # bytes between the data being converted and the data being prefetched
@@ -31,23 +32,6 @@ _PREFETCH_BLOCK = 256  # elements converted after each group of prefetches (16 c
 
 
 # --- conversion ------------------------------------------------------------------------------------------------
-
-
-@intrinsic
-def _prefetch(typingctx, arr, index):
-    # llvm.prefetch (read, high locality, data cache) of the cache line that holds arr[index].
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        byte_ptr = ir.IntType(8).as_pointer()
-        address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, index), codegen
 
 
 @inline
@@ -60,26 +44,21 @@ def _prefetch_ahead(x, begin, end):
         _prefetch(x, j)
 
 
-@inline
-def _prefetch_span(x, begin, end):
-    # Prefetch the cache lines of x[begin:end] (clamped to x).
-    for j in range(max(0, begin), min(x.size, end), 64 // x.itemsize):
-        _prefetch(x, j)
-
-
 @serial
-def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut):
+def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut, native):
     # `lut`: None (out holds levels), or a colour table (see _common): each block's levels are painted.
+    # `native`: swap_scratch(x, _PREFETCH_BLOCK) (byte-swapped words are swapped block by block).
     scratch = scratch_for(out, lut, _PREFETCH_BLOCK)
     edge = float32_edge(x, lo, factor, scale, nan_level)
     lo32, scale32 = np.float32(lo), np.float32(scale)
     for begin in range(0, x.size, _PREFETCH_BLOCK):
         end = min(x.size, begin + _PREFETCH_BLOCK)
         _prefetch_ahead(x, begin, end)
+        xs = native_block(x, begin, end, native)
         levels = level_target(out, scratch, begin, end, lut)
-        if edge == 0.0 or _levels_float32(x[begin:end], levels, lo32, scale32, edge):
-            _convert_block(x[begin:end], levels, lo, factor, lo_scaled, scale, nan_level)
-        paint(x[begin:end], levels, out[begin:end], lut)
+        if edge == 0.0 or _levels_float32(xs, levels, lo32, scale32, edge):
+            _convert_block(xs, levels, lo, factor, lo_scaled, scale, nan_level)
+        paint(xs, levels, out[begin:end], lut)
 
 
 @inline
@@ -185,12 +164,13 @@ def convert_runs(x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan
     n = x.size
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        native = swap_scratch(x, _PREFETCH_BLOCK)
         i = begin
         while i < end:
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run)
-            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut)
+            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut, native)
             i = stop
 
 
@@ -221,7 +201,7 @@ def _count_window_run(x, largest, windows, counts):
     w0, w1, w2, w3 = windows[0], windows[1], windows[2], windows[3]
     c0 = c1 = c2 = c3 = c4 = np.int32(0)
     for i in range(x.size):
-        v = x[i]
+        v = load(x, i)
         c0 = np.int32(c0 + np.int32(abs(v) <= largest))
         c1 = np.int32(c1 + np.int32(v < w0))
         c2 = np.int32(c2 + np.int32(v < w1))
@@ -266,12 +246,13 @@ def convert_count_runs(
     counts = np.zeros((n_chunks, n_groups, 5), dtype=np.int64)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
+        native = swap_scratch(x, _PREFETCH_BLOCK)
         i = begin
         while i < end:
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run, i + block)
-            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut)
+            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut, native)
             _count_window_run(x[i:stop], largest, windows[g], counts[c, g])
             i = stop
     return counts

@@ -6,7 +6,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import parallel, serial
-from ._common import _FLUSH_BLOCKS, _chunk_bounds
+from ._common import _FLUSH_BLOCKS, _chunk_bounds, load
 
 # --- counting against thresholds -------------------------------------------------------------------------------
 
@@ -22,7 +22,7 @@ def _count_run(x, thresholds, counts):
         t3, t4, t5 = thresholds[t + 3], thresholds[t + 4], thresholds[t + 5]
         c0 = c1 = c2 = c3 = c4 = c5 = np.int32(0)
         for i in range(x.size):
-            v = x[i]
+            v = load(x, i)
             c0 = np.int32(c0 + np.int32(v < t0))
             c1 = np.int32(c1 + np.int32(v < t1))
             c2 = np.int32(c2 + np.int32(v < t2))
@@ -39,7 +39,8 @@ def _count_run(x, thresholds, counts):
 
 @parallel
 def count_runs(x, start, n_groups, run, thresholds, n_chunks, block):
-    """counts[c, g, t] = #{i in chunk c of group g : x[i] < thresholds[g, t]} (NaN never counts)."""
+    """counts[c, g, t] = #{i in chunk c of group g : x[i] < thresholds[g, t]} (NaN never counts; x may be
+    byte-swapped float32 words, see _common.load)."""
     n = x.size
     counts = np.zeros((n_chunks, n_groups, thresholds.shape[1]), dtype=np.int64)
     for c in prange(n_chunks):

@@ -30,10 +30,11 @@ from ._common import (
     _level,
     _level_clamped,
     _level_clamped_nan,
+    _prefetch_span,
     float32_lane_edge,
     paint,
 )
-from .convert import _PREFETCH_AHEAD, _PREFETCH_BLOCK, _levels_float32_lanes, _prefetch_span
+from .convert import _PREFETCH_AHEAD, _PREFETCH_BLOCK, _levels_float32_lanes
 
 _ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _TILE = 1 << 17  # values of the per-part selection buffer (512 KiB of float32): groups up to this size are in cache

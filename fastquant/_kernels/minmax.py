@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._jit import inline, parallel, serial
-from ._common import _chunk_bounds
+from ._common import _chunk_bounds, load
 
 _LANES_BYTES = 16384  # lanes kernel: at least this many bytes of keys per accumulator (amortizes a pass's setup)
 _TILE = 8192  # about this many columns per tile in the columns kernel (4096 to 32768 time the same on 64×1024²)
@@ -170,7 +170,7 @@ def _store(acc, lo_keys, hi_keys):
 def _run_keys(x, lo, hi):
     # A plain unsigned min/max reduction: LLVM vectorizes and interleaves it (independent vector accumulators).
     for i in range(x.size):
-        v = x[i]
+        v = load(x, i)  # byte-swapped words too (see _common.load)
         lo = _umin(lo, _min_key(v))
         hi = _umax(hi, _max_key(v))
     return lo, hi
@@ -182,7 +182,7 @@ def _runs(x, n_groups, run, acc):
     n_parts = acc.shape[0]
     for c in prange(n_parts):
         begin, end = _chunk_bounds(n, n_parts, c, 1)
-        none_lo, none_hi = _key_bounds(x[0])
+        none_lo, none_hi = _key_bounds(load(x, 0))
         lo_keys = np.full(n_groups, none_lo)
         hi_keys = np.full(n_groups, none_hi)
         i = begin

@@ -5,7 +5,7 @@ from __future__ import annotations
 from numba import prange
 
 from .._jit import parallel
-from ._common import _chunk_bounds
+from ._common import _chunk_bounds, load
 
 # --- strided samples -------------------------------------------------------------------------------------------
 
@@ -19,7 +19,7 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks, sampl
     `sample` is the output (rows from g0, columns from c0: a block's place in the whole sample), allocated by the
     caller: NumPy's allocation of a large array gets huge pages, where one made here (4 KiB pages, faulted in on
     first write) took 4 times as long as the gather (21 channels of 2048², 11 M values: 43 ms against 10 ms, and
-    5.4 ms into a buffer already touched)."""
+    5.4 ms into a buffer already touched). x may be byte-swapped float32 words (see _common.load)."""
     # Run by run (a copy of up to run_len consecutive elements each): no division per element, which made an
     # element-by-element gather of runs slower than single elements at a smaller stride. Element loops, not slice
     # assignments: a slice copy of 16 values costs more than the copy itself.
@@ -36,7 +36,7 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks, sampl
             for g in range(n_groups):
                 i, j = begin // nb, begin % nb
                 for k in range(begin, end):
-                    sample[g0 + g, c0 + k] = x[(i * step_a * n_groups + g) * run + j * step_b]
+                    sample[g0 + g, c0 + k] = load(x, (i * step_a * n_groups + g) * run + j * step_b)
                     j += 1
                     if j == nb:
                         j = 0
@@ -51,7 +51,7 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks, sampl
             for k in range(begin, end):
                 first = i * step_a * n_groups * run + j * step_b
                 for g in range(n_groups):
-                    sample[g0 + g, c0 + k] = x[first + g * run]
+                    sample[g0 + g, c0 + k] = load(x, first + g * run)
                 j += 1
                 if j == nb:
                     j = 0
@@ -72,9 +72,9 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks, sampl
                     s, d = source + r * period, i * nb + at
                     if m == 16:  # the usual run length, unrolled to one vector copy (a variable-length loop: 10x)
                         for k in range(16):
-                            row[d + k] = x[s + k]
+                            row[d + k] = load(x, s + k)
                     else:
                         for k in range(m):
-                            row[d + k] = x[s + k]
+                            row[d + k] = load(x, s + k)
                 u += r1 - r0
     return sample

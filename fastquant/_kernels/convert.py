@@ -47,18 +47,19 @@ def _prefetch_ahead(x, begin, end):
 @serial
 def _convert_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut, native):
     # `lut`: None (out holds levels), or a colour table (see _common): each block's levels are painted.
-    # `native`: swap_scratch(x, _PREFETCH_BLOCK) (byte-swapped words are swapped block by block).
+    # `native`: swap_scratch(x, _PREFETCH_BLOCK): byte-swapped words are read through load, and swapped into it
+    # for the paint (colour only).
     scratch = scratch_for(out, lut, _PREFETCH_BLOCK)
     edge = float32_edge(x, lo, factor, scale, nan_level)
     lo32, scale32 = np.float32(lo), np.float32(scale)
     for begin in range(0, x.size, _PREFETCH_BLOCK):
         end = min(x.size, begin + _PREFETCH_BLOCK)
         _prefetch_ahead(x, begin, end)
-        xs = native_block(x, begin, end, native)
         levels = level_target(out, scratch, begin, end, lut)
-        if edge == 0.0 or _levels_float32(xs, levels, lo32, scale32, edge):
-            _convert_block(xs, levels, lo, factor, lo_scaled, scale, nan_level)
-        paint(xs, levels, out[begin:end], lut)
+        if edge == 0.0 or _levels_float32(x[begin:end], levels, lo32, scale32, edge):
+            _convert_block(x[begin:end], levels, lo, factor, lo_scaled, scale, nan_level)
+        if lut is not None:
+            paint(native_block(x, begin, end, native), levels, out[begin:end], lut)
 
 
 @inline
@@ -69,7 +70,7 @@ def _levels_float32(x, out, lo32, scale32, edge):
     # always equal the float64 ones. The flag is a bool OR: int accumulators widen to int64 and halve the speed.
     near = False
     for i in range(x.size):
-        t = _minnum32(_maxnum32((x[i] - lo32) * scale32, np.float32(0.0)), np.float32(255.0))
+        t = _minnum32(_maxnum32((load(x, i) - lo32) * scale32, np.float32(0.0)), np.float32(255.0))
         r = np.rint(t)
         near = near | (abs(t - r) > edge)
         out[i] = np.uint8(np.int32(r))
@@ -91,15 +92,16 @@ def _levels_float32_lanes(x, out, lo32, scale32, edge):
 
 @inline
 def _convert_block(x, out, lo, factor, lo_scaled, scale, nan_level):
+    # x: values, or byte-swapped words (load)
     if factor == 1.0 and 0.0 < scale < np.inf and nan_level == 0.0:
         for i in range(x.size):
-            out[i] = _level_clamped(np.float64(x[i]), lo, scale)
+            out[i] = _level_clamped(np.float64(load(x, i)), lo, scale)
     elif factor == 1.0 and 0.0 < scale < np.inf:
         for i in range(x.size):
-            out[i] = _level_clamped_nan(np.float64(x[i]), lo, scale, nan_level)
+            out[i] = _level_clamped_nan(np.float64(load(x, i)), lo, scale, nan_level)
     else:
         for i in range(x.size):
-            out[i] = _level(np.float64(x[i]), lo, factor, lo_scaled, scale, nan_level)
+            out[i] = _level(np.float64(load(x, i)), lo, factor, lo_scaled, scale, nan_level)
 
 
 @serial

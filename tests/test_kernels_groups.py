@@ -165,7 +165,7 @@ def test_radix_ranks():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layout", [(7, 5, 1), (64, 300, 1), (10, 33, 3), (300, 2, 7)])
+@pytest.mark.parametrize("layout", [(7, 5, 1), (64, 300, 1), (10, 33, 3), (300, 2, 7), (3, 20000, 1), (2, 5000, 4)])
 @pytest.mark.parametrize("ranges", ["ordinary", "extreme"])
 @pytest.mark.parametrize("nan", [0, 77])
 def test_convert_rows_matches_reference(dtype, layout, ranges, nan):

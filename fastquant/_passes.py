@@ -98,7 +98,8 @@ class FiniteMinMax(Pass):
     def reads_swapped(self, layout: Layout) -> bool:
         from ._kernels import minmax
 
-        return layout.inner >= minmax._MIN_RUN  # the runs kernel
+        # the runs and lanes kernels (see minmax.finite_minmax), not the columns one
+        return layout.inner >= minmax._MIN_RUN or layout.period <= minmax._LANES_MAX_PERIOD
 
     def create(self) -> np.ndarray:
         partial = np.empty((self.groups, 2))
@@ -138,7 +139,7 @@ class CountBelow(Pass):
     thresholds: np.ndarray  # (G, T), in the kernel dtype
 
     def reads_swapped(self, layout: Layout) -> bool:
-        return not layout.lane_count(current())  # count_runs
+        return True  # count_runs and count_lanes
 
     def create(self) -> np.ndarray:
         return np.zeros(self.thresholds.shape, dtype=np.int64)
@@ -194,7 +195,7 @@ class Collect(Pass):
     sizes: np.ndarray  # (G, J) int64
 
     def reads_swapped(self, layout: Layout) -> bool:
-        return not layout.lane_count(current())  # scan_runs
+        return True  # scan_runs and collect_lanes
 
     @property
     def base(self) -> np.ndarray:
@@ -651,8 +652,8 @@ class Convert(Pass):
         self.packed = None if self.lut is None else packed_colours(self.lut)
 
     def reads_swapped(self, layout: Layout) -> bool:
-        # convert_runs and convert_count_runs (see append)
-        return not layout.lane_count(current()) and (self.windows is not None or layout.inner >= ROW_RUNS)
+        # every kernel of append but convert_rows
+        return bool(layout.lane_count(current())) or self.windows is not None or layout.inner >= ROW_RUNS
 
     def create(self):
         return None if self.windows is None else np.zeros((self.lo.size, 5), dtype=np.int64)

@@ -155,45 +155,66 @@ def test_byteswapped_float32_is_float32_work(mode):
 
 
 # Each pass whose kernels take byte-swapped words reads the array in place (a note "swapped" per pass); the others
-# get native slabs. Layouts with runs (global, C×H×W) read in place in every mode, and give the native bytes.
+# get native slabs. Runs (a map, C×H×W per plane) and lanes (H×W×C per channel) read in place in every mode, and
+# give the native bytes.
 IN_PLACE = {
     "fixed": {"Convert"},
     "one-sided": {"FiniteMinMax", "Convert"},
     "approx": {"Sample", "Convert"},
-    "exact": {"Sample", "Scan", "Convert"},
+    "exact": {"Sample", "Convert"},
 }
+IN_PLACE_SHAPES = {"global": ((1536, 1536), None), "per-plane": ((5, 512, 512), (1, 2)), "hwc": ((768, 768, 5), (0, 1))}
 
 
-@pytest.mark.parametrize("shape", ["global", "per-plane"])
+def _with_specials(x: np.ndarray, rng) -> np.ndarray:
+    flat = x.reshape(-1)
+    specials = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0]
+    flat[rng.choice(flat.size, 4096, replace=False)] = np.resize(np.array(specials, dtype=np.float32), 4096)
+    return x
+
+
+@pytest.mark.parametrize("shape", list(IN_PLACE_SHAPES))
 @pytest.mark.parametrize("mode", list(SWAP_MODES))
 def test_byteswapped_float32_is_read_in_place(shape, mode):
     import fastquant._plan
 
-    shape, axis = {"global": ((1536, 1536), None), "per-plane": ((5, 512, 512), (1, 2))}[shape]
+    shape, axis = IN_PLACE_SHAPES[shape]
     rng = np.random.default_rng(20251204)
-    x = rng.standard_normal(shape, dtype=np.float32)
-    flat = x.reshape(-1)
-    specials = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0]
-    flat[rng.choice(flat.size, 4096, replace=False)] = np.resize(np.array(specials, dtype=np.float32), 4096)
+    x = _with_specials(rng.standard_normal(shape, dtype=np.float32), rng)
     s = swapped(x)
     with fastquant._plan.recording() as trace:
         got = fastquant.to_uint8(s, axis=axis, **SWAP_MODES[mode])
     read = {d["pass_"] for e, d in trace if e == "swapped"}
     assert IN_PLACE[mode] <= read, read
+    if mode == "exact":  # the counts and members: fused on runs, two passes on lanes
+        assert {"Scan"} <= read or {"CountBelow", "Collect"} <= read, read
     assert ("source", {"dtype": "float32", "direct": False, "swapped": True}) in trace
     assert_identical(got, fastquant.to_uint8(x, axis=axis, **SWAP_MODES[mode]), f"in place, {shape}, {mode}")
 
 
-def test_byteswapped_float32_on_lanes_takes_native_slabs():
-    # H×W×3 per channel counts, collects and converts with the lane kernels, which read native values only (the
-    # sample's gather reads in place on every layout)
+def test_byteswapped_float32_colours_equal_the_native_ones():
+    # the colour paint reads values: byte-swapped words are swapped for it (runs and lanes)
+    rng = np.random.default_rng(20251206)
+    x = _with_specials(rng.standard_normal((1100, 1000), dtype=np.float32), rng)
+    for options in ({"percentiles": (5, 95)}, {"vmin": -1.0, "vmax": 2.0}):
+        assert_identical(
+            fastquant.colorize(swapped(x), cmap="viridis", **options),
+            fastquant.colorize(x, cmap="viridis", **options),
+            f"colorize of byte-swapped float32, {options}",
+        )
+
+
+def test_byteswapped_float32_on_long_rows_takes_native_slabs():
+    # per pixel of 64 planes of 160²: a million-wide row for the minmax columns kernel and the row conversion,
+    # which read native values only (the sample's gather reads in place on every layout)
     import fastquant._plan
 
-    x = np.random.default_rng(20251205).standard_normal((1024, 1024, 3), dtype=np.float32)
+    x = np.random.default_rng(20251205).standard_normal((64, 160, 160), dtype=np.float32)
     with fastquant._plan.recording() as trace:
-        got = fastquant.to_uint8(swapped(x), axis=(0, 1), percentiles=(5, 95), method="exact")
-    assert {d["pass_"] for e, d in trace if e == "swapped"} == {"Sample"}
-    assert_identical(got, fastquant.to_uint8(x, axis=(0, 1), percentiles=(5, 95), method="exact"), "lanes")
+        got = fastquant.to_uint8(swapped(x), axis=0, vmax=1.0)
+    assert not {d["pass_"] for e, d in trace if e == "swapped"} & {"FiniteMinMax", "Convert"}
+    assert ("convert", {"kernel": "rows", "colour": False}) in trace
+    assert_identical(got, fastquant.to_uint8(x, axis=0, vmax=1.0), "long rows")
 
 
 # --- defect 5: warnings near the float32 maximum ------------------------------------------------------------------

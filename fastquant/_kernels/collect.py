@@ -73,7 +73,7 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
                     high_k = high[k]
                     bit = np.uint8(1 << k) if coded else np.uint8(1)
                     for j in range(lanes):
-                        v = xs[j]
+                        v = load(xs, j)
                         flags[j] |= np.uint8((v >= low_k[j]) & (v < high_k[j])) * bit
             n_flagged = 0
             for w in range((xb.size + 7) // 8):  # flags past xb.size are stale; the element loop skips them
@@ -86,7 +86,7 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
                     i, bits = _lowest_flagged_byte(bits, w)
                     if i >= xb.size:
                         continue
-                    v = xb[i]
+                    v = load(xb, i)
                     j = lane_of[i]
                     g = lane_groups[j]
                     if coded:
@@ -104,7 +104,7 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
     for i in range(n_full, x.size):
         j = i - n_full
         g = lane_groups[j]
-        v = x[i]
+        v = load(x, i)
         for k in range(n_brackets):
             if v >= low[k, j] and v < high[k, j]:
                 dest[0, base[g, k] + written[0, g, k]] = v

@@ -126,20 +126,20 @@ def _convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary):
             xs = x[base : base + lanes]
             dest = out[base : base + lanes]
             for j in range(lanes):
-                dest[j] = _level_clamped(np.float64(xs[j]), lo[j], scale[j])
+                dest[j] = _level_clamped(np.float64(load(xs, j)), lo[j], scale[j])
         return
     if ordinary:
         for base in range(0, x.size, lanes):
             xs = x[base : base + lanes]
             dest = out[base : base + lanes]
             for j in range(lanes):
-                dest[j] = _level_clamped_nan(np.float64(xs[j]), lo[j], scale[j], nan_level)
+                dest[j] = _level_clamped_nan(np.float64(load(xs, j)), lo[j], scale[j], nan_level)
         return
     for base in range(0, x.size, lanes):
         xs = x[base : base + lanes]
         dest = out[base : base + lanes]
         for j in range(lanes):
-            dest[j] = _level(np.float64(xs[j]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
+            dest[j] = _level(np.float64(load(xs, j)), lo[j], factor[j], lo_scaled[j], scale[j], nan_level)
 
 
 @serial
@@ -150,10 +150,11 @@ def _convert_lanes_to(x, out, lo, factor, lo_scaled, scale, nan_level, ordinary,
         return
     step = max(1, PAINT_BLOCK // lo.size) * lo.size
     scratch = np.empty(step, dtype=np.uint8)
+    native = swap_scratch(x, step)  # the paint reads values (byte-swapped words are swapped for it)
     for begin in range(0, x.size, step):
         end = min(x.size, begin + step)
         _convert_lanes(x[begin:end], scratch[: end - begin], lo, factor, lo_scaled, scale, nan_level, ordinary)
-        paint(x[begin:end], scratch[: end - begin], out[begin:end], lut)
+        paint(native_block(x, begin, end, native), scratch[: end - begin], out[begin:end], lut)
 
 
 @parallel
@@ -190,7 +191,8 @@ def convert_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, n_chunks, lut
         _convert_lanes_to(x[begin:end], out[begin:end], lo, factor, lo_scaled, scale, nan_level, ordinary, lut)
     for i in range(n_full, x.size):
         j = i - n_full
-        put_level(out, i, _level(np.float64(x[i]), lo[j], factor[j], lo_scaled[j], scale[j], nan_level), x[i], lut)
+        v = load(x, i)
+        put_level(out, i, _level(np.float64(v), lo[j], factor[j], lo_scaled[j], scale[j], nan_level), v, lut)
 
 
 # --- conversion fused with counting (approximate limits proved in the same pass) ------------------------------
@@ -224,14 +226,14 @@ def _count_window_lanes(x, largest, windows, counts):
     for base in range(0, x.size, lanes):
         xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
         for j in range(lanes):
-            finite[j] = np.int32(finite[j] + np.int32(abs(xs[j]) <= largest))
+            finite[j] = np.int32(finite[j] + np.int32(abs(load(xs, j)) <= largest))
     for t in range(0, 4, 2):
         th0, th1 = windows[t], windows[t + 1]
         acc0, acc1 = counts[1 + t], counts[2 + t]
         for base in range(0, x.size, lanes):
             xs = x[base : base + lanes]
             for j in range(lanes):
-                v = xs[j]
+                v = load(xs, j)
                 acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
                 acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
 
@@ -282,7 +284,7 @@ def convert_count_lanes(x, out, lo, factor, lo_scaled, scale, nan_level, largest
                 acc[:] = 0
     for i in range(n_full, x.size):
         j = i - n_full
-        v = x[i]
+        v = load(x, i)
         put_level(out, i, _level(np.float64(v), lo[j], factor[j], lo_scaled[j], scale[j], nan_level), v, lut)
         counts[0, 0, j] += abs(v) <= largest
         for t in range(4):

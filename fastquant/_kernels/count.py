@@ -65,7 +65,7 @@ def _count_lanes(x, thresholds, counts):
         for base in range(0, x.size, lanes):
             xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
             for j in range(lanes):
-                v = xs[j]
+                v = load(xs, j)
                 acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
                 acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
     if n_thr % 2:
@@ -73,7 +73,7 @@ def _count_lanes(x, thresholds, counts):
         for base in range(0, x.size, lanes):
             xs = x[base : base + lanes]
             for j in range(lanes):
-                acc[j] = np.int32(acc[j] + np.int32(xs[j] < th[j]))
+                acc[j] = np.int32(acc[j] + np.int32(load(xs, j) < th[j]))
 
 
 @parallel
@@ -97,5 +97,5 @@ def count_lanes(x, thresholds, n_chunks, block):
     for i in range(n_full, x.size):
         j = i - n_full
         for t in range(n_thr):
-            counts[0, t, j] += x[i] < thresholds[t, j]
+            counts[0, t, j] += load(x, i) < thresholds[t, j]
     return counts

@@ -227,7 +227,7 @@ def finite_minmax_runs(x, n_groups, run, n_parts):
 def _lanes_block(xs, lo, hi):
     # Elementwise over a block of lanes (plain loop indexes: vectorizes).
     for j in range(lo.size):
-        v = xs[j]
+        v = load(xs, j)
         lo[j] = _umin(lo[j], _min_key(v))
         hi[j] = _umax(hi[j], _max_key(v))
 
@@ -247,7 +247,8 @@ def _lanes_block8(x, base, stride, lo, hi):
     x6 = x[base + 6 * stride : base + 6 * stride + lanes]
     x7 = x[base + 7 * stride : base + 7 * stride + lanes]
     for j in range(lanes):
-        v0, v1, v2, v3, v4, v5, v6, v7 = x0[j], x1[j], x2[j], x3[j], x4[j], x5[j], x6[j], x7[j]
+        v0, v1, v2, v3 = load(x0, j), load(x1, j), load(x2, j), load(x3, j)
+        v4, v5, v6, v7 = load(x4, j), load(x5, j), load(x6, j), load(x7, j)
         m01 = _umin(_min_key(v0), _min_key(v1))
         m23 = _umin(_min_key(v2), _min_key(v3))
         m45 = _umin(_min_key(v4), _min_key(v5))
@@ -281,13 +282,13 @@ def _lanes(x, lane_groups, n_groups, acc):
     n_parts = acc.shape[0]
     for c in prange(n_parts):
         begin, end = _chunk_bounds(n_full, n_parts, c, lanes)
-        none_lo, none_hi = _key_bounds(x[0])
+        none_lo, none_hi = _key_bounds(load(x, 0))
         lo = np.full(lanes, none_lo)
         hi = np.full(lanes, none_hi)
         _lanes_blocks(x[begin:end], lo, hi)
         if c == n_parts - 1:
             for j in range(x.size - n_full):
-                v = x[n_full + j]
+                v = load(x, n_full + j)
                 lo[j] = _umin(lo[j], _min_key(v))
                 hi[j] = _umax(hi[j], _max_key(v))
         lo_keys = np.full(n_groups, none_lo)

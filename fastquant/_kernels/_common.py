@@ -103,9 +103,8 @@ def _prefetch_span(x, begin, end):
 # `x` always means that. Loops that read each value once take it through load (swapped in the register: the
 # hardware prefetcher streams the words as it streams native floats). Swapping a block into a buffer first and then
 # using it serializes memory and compute: a count-and-collect sweep of 8192² over copied 4096-value blocks took
-# 15 ms, over the array itself 8.4 ms. Only the conversion, which prefetches ahead and reads each 256-value block
-# several times (float32 levels, float64 redo, paint), swaps blocks into L1 (native_block). Native arrays pass
-# through both unchanged.
+# 15 ms, over the array itself 8.4 ms. Only the colour paint, which needs the values of a block its conversion
+# already read, swaps blocks into L1 (native_block). Native arrays pass through both unchanged.
 
 
 @intrinsic

@@ -766,10 +766,14 @@ class _Writer:
             if ready:
                 self.sink.commit(ready)
 
-        def encode(i: int, image: np.ndarray) -> None:
+        buffers = _engine.Buffers()
+
+        def encode(i: int, image: np.ndarray, levels: np.ndarray) -> None:
             try:
                 self.sink.write(i, image, self.metadata(i, lo, hi))
             finally:
+                if levels is not None:  # `image` is a view of it (or a copy); the PNG sink is done with both
+                    buffers.give(levels)
                 limit.release()
 
         def emit(index, levels) -> None:
@@ -788,7 +792,7 @@ class _Writer:
                     finish(i)
                     return
                 limit.acquire()
-                future = pool.submit(encode, i, np.ascontiguousarray(band))
+                future = pool.submit(encode, i, np.ascontiguousarray(band), levels)
                 future.add_done_callback(lambda f, i=i: not f.cancelled() and f.exception() is None and finish(i))
                 in_flight.append(future)
                 return
@@ -807,7 +811,7 @@ class _Writer:
                 with threads:
                     counts = _engine.convert_blocks(
                         source, lo, hi, nan, emit, windows, indexes=self._indexes(band_rows), lut=self.lut,
-                        rule=self.rule,
+                        rule=self.rule, allocate=buffers.take,
                     )  # fmt: skip
             else:
                 counts = None

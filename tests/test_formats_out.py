@@ -564,13 +564,9 @@ def test_disk_full(tmp_path, monkeypatch, small_strips, name, compression, bands
         monkeypatch.setattr(_outputs._ZarrSink, "_write", write)
         monkeypatch.setattr(_outputs._BufferedRows, "_take", take)
     else:
-        real_open = open
+        real_open = _outputs._open_temp  # every sink opens its temporaries through it
 
-        def failing_open(path, mode="r", *args, **kwargs):
-            f = real_open(path, mode, *args, **kwargs)
-            return _FailingFile(f, budget) if "b" in mode else f
-
-        monkeypatch.setattr(_outputs, "open", failing_open, raising=False)
+        monkeypatch.setattr(_outputs, "_open_temp", lambda path, **kw: _FailingFile(real_open(path, **kw), budget))
     sink = _sink(tmp_path / name, (17, 11, 3), compression=compression)
     with pytest.raises(OSError, match=r"No space left"):
         _fill(sink, images, bands)

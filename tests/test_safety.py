@@ -603,6 +603,33 @@ def test_overwrite_replaces_a_symlink_not_its_target(tmp_path, small_input, cli)
     assert not (tmp_path / "levels.npy").is_symlink() and np.load(tmp_path / "levels.npy").shape == (3, 40, 30)
 
 
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "os.replace"])
+def test_moving_into_place_over_an_existing_file(tmp_path, monkeypatch, exchange):
+    # The replaced file is swapped out by renameat2's RENAME_EXCHANGE and then unlinked (on ext4 a rename over
+    # it writes the new file back and frees the old one under the directory's lock); without it, os.replace.
+    from fastquant import _outputs
+
+    if not exchange:
+        monkeypatch.setattr(_outputs, "_renameat2", lambda: None)
+    elif _outputs._renameat2() is None:
+        pytest.skip("no renameat2 here")
+    swapped = []
+    real = _outputs._exchange
+    monkeypatch.setattr(_outputs, "_exchange", lambda temp, final: swapped.append(real(temp, final)) or swapped[-1])
+    final, temp = tmp_path / "v_0000.png", tmp_path / ".fastquant-0123456789abcdef.tmp"
+    final.write_bytes(b"old")
+    temp.write_bytes(b"new")
+    _outputs._move_into_place(str(temp), str(final), overwrite=True)
+    assert final.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["v_0000.png"]
+    if exchange and swapped != [True]:
+        pytest.skip("this filesystem has no RENAME_EXCHANGE (os.replace did it)")
+    assert swapped == ([True] if exchange else [False])
+    # a file that is not there yet is renamed, not exchanged
+    temp.write_bytes(b"newer")
+    _outputs._move_into_place(str(temp), str(tmp_path / "v_0001.png"), overwrite=True)
+    assert (tmp_path / "v_0001.png").read_bytes() == b"newer" and len(swapped) == 1
+
+
 # --- 4. name templates cannot leave the output directory ------------------------------------------------------
 
 

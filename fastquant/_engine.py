@@ -120,10 +120,16 @@ def convert_blocks(
     for block in source.blocks(indexes=indexes):
         shape = block_shape(block.index, source.geometry.shape) + channels
         levels = allocate(shape, rule.dtype)
-        pass_.out = _Window(block.index, levels)
-        pass_.append(partial, block)
+        convert_into(pass_, partial, block, levels)
         emit(block.index, levels)
     return pass_.finalize(partial)
+
+
+def convert_into(pass_, partial, block, levels: np.ndarray) -> None:
+    """Append `block` to the conversion pass `pass_` (made by :func:`convert_pass`, one per thread), its levels
+    written into `levels` (the block's shape, logical order)."""
+    pass_.out = _Window(block.index, levels)
+    pass_.append(partial, block)
 
 
 class Buffers:

@@ -73,6 +73,47 @@ def test_png_slices_equal_to_uint8(tmp_path, limits, method, monkeypatch):
         np.testing.assert_array_equal(read_png(tmp_path / "out" / name), want)
 
 
+@pytest.mark.parametrize("case", ["approx", "approx, failed proof", "exact", "resume"])
+def test_workers_convert_and_encode_whole_images(tmp_path, case, monkeypatch):
+    # PNG slices with several workers: each worker converts and encodes whole images (the "workers" path); the
+    # bytes equal to_uint8's and one worker's (the "one thread" path), a failed proof and a resume included.
+    # approx: each 64×50 group sampled whole, so the proof holds; a failed one: a sparse sample, no tolerance
+    knobs = {"numba_min_size": 0, "approx_sample": 64 * 50, "approx_min_stride": 1}
+    if case == "approx, failed proof":
+        knobs.update(approx_sample=1 << 10, approx_tolerance=1e-9)
+    lower(monkeypatch, **knobs)
+    from fastquant._plan import recording
+
+    x = volume((7, 64, 50), seed=3)
+    np.save(tmp_path / "v.npy", x)
+    method = "exact" if case == "exact" else "approx"
+    made = {}
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}"
+        with recording() as events:
+            summary = fastquant.convert(
+                tmp_path / "v.npy", out, percentiles=(5, 95), limits="slice", method=method, workers=workers
+            )
+        path = "one thread" if workers == 1 else "workers"
+        assert ("write", {"path": path, "workers": workers}) in events
+        if case.startswith("approx"):
+            assert ("approx", {"proved": case == "approx"}) in events
+        if case == "resume" and workers > 1:
+            for i in (0, 3, 6):
+                os.remove(out / f"v_{i:04d}.png")
+            summary = fastquant.convert(
+                tmp_path / "v.npy", out, percentiles=(5, 95), limits="slice", workers=workers, resume=True
+            )
+            assert (summary.written, summary.skipped) == (3, 4)
+        else:
+            assert summary.written == 7
+        made[workers] = {n: (out / n).read_bytes() for n in pngs(out)}
+    assert made[1] == made[2] == made[3] and len(made[1]) == 7
+    want = expected_images(x, (1, 2), percentiles=(5, 95), method=method)
+    for i, image in enumerate(want):
+        np.testing.assert_array_equal(read_png(tmp_path / "w2" / f"v_{i:04d}.png"), image)
+
+
 @pytest.mark.parametrize("limits", ["volume", "slice", "channel", "slice-channel"])
 def test_channels_to_rgb(tmp_path, limits, monkeypatch):
     lower(monkeypatch, numba_min_size=0)

@@ -8,7 +8,8 @@ The job, in the order it runs:
    the same passes, selections and approx proof as the in-memory API, so that every image equals
    ``to_uint8(volume, ..., axis=A)[i]`` bit for bit, where ``A`` is the set of axes that ``limits`` reduces over;
 3. the write pass: each image (or band of rows of one, when an image does not fit the memory cap) is read,
-   converted, and handed to the sink; PNG images are encoded in ``workers`` threads while the next is read;
+   converted, and handed to the sink; PNG slices of whole images are read, converted and encoded by each of
+   ``workers`` threads (:meth:`_Writer._convert_and_encode`), other outputs are fed by one converting thread;
 4. files appear under their final names only when their limits are final: exact and fixed limits at once, approx
    ones once the write pass has proved them (a failed proof, rare, rewrites with the exact limits).
 """

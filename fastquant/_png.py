@@ -49,6 +49,12 @@ _BAND_BYTES = 1 << 18  # filtered bytes per band (L2-resident between the filter
 _IDAT_TARGET = 1 << 20  # compressed bytes gathered before an IDAT chunk is written
 _IDAT_MAX = (1 << 31) - 1  # the PNG limit on a chunk's length
 _MAX_SIDE = (1 << 31) - 1  # the PNG limit on width and height
+# ISA-L's history window: 4 KiB, not deflate's largest 32 KiB. On Up-filtered rows ISA-L's level 1 finds
+# nothing worth the longer distances: measured against 15 bits, 2048² prediction maps compress 14 % faster
+# and 2.5 % smaller (8 slices: 79.1 -> 67.8 ms, 13.42 -> 13.09 MB), viridis RGB 4 % faster and 1.6 %
+# smaller, class labels 2.6 % smaller and 6 % slower (10.5 -> 11.1 ms), noise the same. Decoders take any
+# window (the zlib header says which).
+_ISAL_WINDOW_BITS = 12
 _ZLIB_MEM_LEVEL = 9  # as Pillow's PNG encoder (zlib's largest hash: faster and smaller than the default 8)
 
 ACCEPTED_LEVELS = "0-9 (0: stored; 1-3: ISA-L, or zlib without isal; 4-9: zlib)"
@@ -131,7 +137,7 @@ def _compressor(level: int):
     # ISA-L's CRC-32 is about 20x zlib 1.2's; both give the same values and release the GIL.
     crc32 = zlib.crc32 if isal_zlib is None else isal_zlib.crc32
     if 1 <= level <= 3 and isal_zlib is not None:
-        return isal_zlib.compressobj(level, isal_zlib.DEFLATED, 15), crc32
+        return isal_zlib.compressobj(level, isal_zlib.DEFLATED, _ISAL_WINDOW_BITS), crc32
     return zlib.compressobj(level, zlib.DEFLATED, 15, _ZLIB_MEM_LEVEL), crc32
 
 

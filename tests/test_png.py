@@ -159,6 +159,14 @@ def test_deflate_backends():
     assert _png.deflate_backend(np.int64(2)) == "isal"
 
 
+def test_isal_levels_use_a_4_kib_window():
+    # the zlib header (RFC 1950) of the IDAT stream: CINFO, the window's log2 minus 8, in the high nibble
+    levels = make_levels((40, 70), "gradient")
+    for level, window_bits in ((1, 12), (3, 12), (6, 15)):
+        chunks = dict(walk_chunks(_png.encode_png(levels, compress_level=level)))
+        assert (chunks[b"IDAT"][0] >> 4) + 8 == window_bits
+
+
 @pytest.fixture
 def without_isal(monkeypatch):
     """Make `isal` unimportable, as on a platform without a wheel for it."""

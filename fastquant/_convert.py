@@ -759,6 +759,11 @@ class _Writer:
                 self.written += 1
                 progress.update(1)
 
+        def skip(i: int) -> None:  # an image that resume keeps, converted for the proof counts only
+            with done:
+                self.skipped += 1
+                progress.update(1)
+
         def commit_from_now() -> None:
             with done:
                 each["commit"] = True
@@ -807,7 +812,7 @@ class _Writer:
         if pool is not None and self.kind == "levels" and not job.sequential:
             try:
                 return self._convert_and_encode(pool, lo, hi, nan, windows, proof, band_rows, buffers, finish,
-                                                commit_from_now, progress)  # fmt: skip
+                                                skip, commit_from_now)  # fmt: skip
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
                 progress.close()
@@ -839,7 +844,7 @@ class _Writer:
         return proved
 
     def _convert_and_encode(
-        self, pool, lo, hi, nan, windows, proof, band_rows, buffers, finish, commit_from_now, progress
+        self, pool, lo, hi, nan, windows, proof, band_rows, buffers, finish, skip, commit_from_now
     ):  # fmt: skip
         """The write pass of whole images into PNG slices: each of the `pool`'s workers takes the next image,
         converts it (one thread) and encodes it, while this thread waits to prove approx limits as soon as the
@@ -882,10 +887,8 @@ class _Writer:
                             if state["converted"] == len(indexes):
                                 all_converted.set()
                         i = self._image_of(indexes[k])[0]
-                        if i in self.skip:  # converted for the proof counts only
-                            with claim:
-                                self.skipped += 1
-                            progress.update(1)
+                        if i in self.skip:
+                            skip(i)
                         else:
                             self.sink.write(i, np.ascontiguousarray(self._to_image(levels)), self.metadata(i, lo, hi))
                             finish(i)

@@ -529,6 +529,7 @@ class _Reading:
         self.shape = tuple(array.shape)
         self.dtype = np.dtype(array.dtype)
         self.chunks = getattr(array, "chunks", None)
+        self.mapped = isinstance(array, np.ndarray)  # reads are views of memory (see ChunkedSource.sample_indexes)
 
     def __getitem__(self, index):
         try:

@@ -59,7 +59,9 @@ def run(pass_, source):
     if pass_.whole or (source.random_access and hasattr(pass_, "fused")):
         return pass_.fused(source)
     partial = pass_.create()
-    for block in source.blocks(aligned=pass_.aligned):
+    sampled = source.sample_indexes(pass_) if isinstance(pass_, Sample) and hasattr(source, "sample_indexes") else None
+    blocks = source.blocks(aligned=pass_.aligned) if sampled is None else source.blocks(indexes=sampled)
+    for block in blocks:
         pass_.append(partial, block)
     return pass_.finalize(partial)
 
@@ -476,7 +478,6 @@ class Sample(Pass):
         values, filled = partial
         lay = block.layout
         nb = self.shape[1]
-        rows = block.group_ids[:, None]
         outer = block.geometry.id_run(block.index, "outer")
         if lay.inner == self.layout.inner and outer is not None and outer[0] % self.step_a == 0:
             # Whole inner extents from a sampled outer position on (slabs of whole planes, whole rows): the
@@ -503,10 +504,20 @@ class Sample(Pass):
         take_b, sampled_b = block.sampled("inner", self.step_b, self.run)
         if sampled_a.size == 0 or sampled_b.size == 0:
             return
-        cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a][:, :, take_b]  # (a', g', b')
-        columns = sampled_a[:, None] * nb + sampled_b
-        values[rows, columns.reshape(-1)[None, :]] = np.moveaxis(cube, 1, 0).reshape(lay.groups, -1)
-        filled[rows, columns.reshape(-1)[None, :]] = True
+        cube = block.data.reshape(lay.outer, lay.groups, lay.inner)[take_a]
+        if np.size(take_b) != lay.inner:  # else the block holds sampled positions only (ChunkedSource.sample_indexes)
+            cube = cube[:, :, take_b]
+        picked = np.moveaxis(cube, 1, 0).reshape(lay.groups, -1)  # (g', a' b')
+        columns = (sampled_a[:, None] * nb + sampled_b).reshape(-1)
+        rows = block.group_rows
+        if isinstance(rows, slice) and columns[-1] - columns[0] + 1 == columns.size and (np.diff(columns) > 0).all():
+            # One run of columns (a block of sampled rows): slice copies, not advanced indexing
+            values[rows, columns[0] : columns[-1] + 1] = picked
+            filled[rows, columns[0] : columns[-1] + 1] = True
+            return
+        rows = block.group_ids[:, None]
+        values[rows, columns[None, :]] = picked
+        filled[rows, columns[None, :]] = True
 
     def combine(self, partials: list):
         values, filled = self.create()
@@ -558,7 +569,8 @@ def sample_pass(layout: Layout, stride: int, dtype: np.dtype, run: int = 1) -> S
     columns; runs of 16, one in 16, see 8 column bands). On issue 7's prediction volume such aligned samples put
     the 5th and 95th percentiles 5-7 sigma from the exact ones; prime steps walk across the columns row after row
     (0.2-0.3 sigma), and runs of 16, one in 17, estimate its slice limits within 0.02-0.04 of the approx
-    tolerance, where single elements one in 16 came within 0.07 (and aligned runs were 8.8 times over it)."""
+    tolerance, where single elements one in 16 came within 0.07 (and aligned runs were 8.8 times over it). The
+    approx limits take runs of whole rows where groups span many rows (:func:`fastquant._approx.sample_run`)."""
     run = max(1, min(layout.inner, run))
     step_b = _sparse_step(min(stride, -(-layout.inner // run)))
     step_a = _sparse_step(max(1, stride // step_b))

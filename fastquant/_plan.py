@@ -35,7 +35,10 @@ class Tuning:
     sample_run: int = 16  # approx samples are runs of this many consecutive inner elements, one run in a prime
     # number of runs (11 or more): one cache line of float32 in 11 or more is read, where single elements at stride
     # 16 touched every line (measured at one in 17: the approx sample of 32×2048² went from 25 ms to 5 ms, with
-    # smaller limit errors; see sample_pass)
+    # smaller limit errors; see sample_pass). Where groups hold many rows, the runs are whole rows instead:
+    sample_row: int = 1024  # approx samples of image rows are runs of whole rows, at least this many elements (a
+    # page of float32), so that a memmap or a row-chunked source is read in part (see _approx.sample_run)
+    min_sample_runs: int = 128  # whole-row runs only where each group's sample holds at least this many runs
     min_sample: int = 1 << 14  # sampled elements per group that propose brackets (about this many at least)
     min_bracket_stride: int = 16  # groups too small for a sample this sparse skip the bracket step
     approx_sample: int = 1 << 19  # about this many sampled elements per group propose approximate limits. With

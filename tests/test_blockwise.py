@@ -170,12 +170,12 @@ def test_block_size_follows_max_memory():
     assert 2 * large * (4 + 4 + 1) < (1 << 30)
 
 
-@pytest.mark.parametrize("run", [1, 3, 16])
+@pytest.mark.parametrize("run", [1, 3, 16, 70])
 @pytest.mark.parametrize("axis", [None, (1, 2), (0, 1)])
 def test_sample_runs_are_the_same_over_blocks(run, axis, monkeypatch):
     """Samples in runs gather the elements their positions name (runs of `run` inner positions, one in every
     step_b; outer positions one in every step_a; sparse steps prime), the same in memory and over blocks of any
-    size."""
+    size. Runs of whole rows (70) of an array-like read the sampled rows alone."""
     from fastquant import _passes, _source
     from fastquant._plan import make_plan
 
@@ -191,7 +191,52 @@ def test_sample_runs_are_the_same_over_blocks(run, axis, monkeypatch):
     whole = _passes.run(sample, _source.ArraySource(x, plan))
     np.testing.assert_array_equal(whole, np.moveaxis(expected, 1, 0).reshape(lay.groups, -1))
     for block in (1000, 4321, 70):
-        got = _passes.run(sample, _source.ChunkedSource(Counted(x), plan, block))
+        lazy = Counted(x)
+        source = _source.ChunkedSource(lazy, plan, block)
+        with recording() as trace:
+            got = _passes.run(sample, source)
         np.testing.assert_array_equal(got, whole)
+        rows_only = run == 70 and lay.inner > 70
+        assert (source.sample_indexes(sample) is not None) == rows_only
+        assert any(event == "sample" and "partial_read" in details for event, details in trace) == rows_only
+        assert lazy.read == (got.size if rows_only else x.size)
     strided = _passes.run(sample, _source.ArraySource(np.asfortranarray(x), plan))  # the NumPy-indexing path
     np.testing.assert_array_equal(strided, whole)
+
+
+@pytest.mark.parametrize("axis", [(1, 2), None])
+def test_approx_samples_whole_rows_and_reads_them_alone(axis):
+    """Issue 7: approx limits of an array-like take a partial read for the sample (whole rows at fixed positions,
+    one row in 11 or more), then the write pass; the bytes equal the in-memory call's, which samples the same rows.
+    """
+    # 4 M-element slices: the approx rule samples about one element in 8 of each. All finite: non-finite values
+    # can make the proof count -inf in one more pass.
+    x = np.random.default_rng(7).standard_normal((8, 2048, 2048), dtype=np.float32)
+    lazy = Counted(x)
+    with recording() as trace:
+        got = fastquant.to_uint8(lazy, percentiles=(5, 95), axis=axis)
+    assert ("sample", {"run": 2048}) in trace and ("approx", {"proved": True}) in trace
+    assert any(event == "sample" and details.get("partial_read") for event, details in trace)
+    assert lazy.read <= x.size * (1 + 1 / 10)  # the sample (187 rows of 2048 per slice), then one write pass
+    with recording() as memory_trace:
+        np.testing.assert_array_equal(got, fastquant.to_uint8(x, percentiles=(5, 95), axis=axis))
+    assert ("sample", {"run": 2048}) in memory_trace
+    with recording() as swapped_trace:  # the gather of whole rows of byte-swapped words swaps them as it copies
+        np.testing.assert_array_equal(got, fastquant.to_uint8(x.astype(">f4"), percentiles=(5, 95), axis=axis))
+    assert ("swapped", {"pass_": "Sample"}) in swapped_trace
+
+
+def test_whole_row_samples_touch_few_pages_of_a_memmap():
+    """A memmap's sample is a partial read too: its slabs are views, and the gather reads only the pages of the
+    sampled rows (runs of 16 one in 11 touched every 4 KiB page)."""
+    from fastquant import _approx, _passes
+    from fastquant._plan import make_plan
+
+    cases = [((8, 2048, 2048), (1, 2)), ((32, 2048, 2048), (0, 1, 2)), ((21, 2000, 3000), (1, 2))]
+    for shape, axis in [*cases, ((64, 1024, 500), (0, 1, 2))]:  # the last: runs of 3 rows of 500
+        plan = make_plan(shape, axis, True)
+        stride = _approx.sample_stride(plan.layout)
+        sample = _passes.sample_pass(plan.layout, stride, np.float32, _approx.sample_run(plan.geometry, stride))
+        assert sample.run % shape[-1] == 0 and sample.run >= 1024  # whole rows, at least a page of float32
+        pages = np.unique(sample.inner_positions() * 4 // 4096)
+        assert pages.size <= (plan.layout.inner * 4 // 4096) / 4

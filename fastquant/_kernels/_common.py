@@ -132,6 +132,27 @@ def _load(x, i):
     return lambda x, i: x[i]
 
 
+def copy_run(out, d, x, s, m):
+    """out[d:d + m] = the values of x[s:s + m] (see load): a slice copy for native floats. An element loop took
+    the approx sample of whole rows of 21 x 2048² 6.1 ms, the slice copy 2.2 ms (runs of 16 elements: 4.4)."""
+
+
+@overload(copy_run, inline="always")
+def _copy_run(out, d, x, s, m):
+    if x.dtype == types.uint32:
+
+        def swapped(out, d, x, s, m):
+            for k in range(m):
+                out[d + k] = _swapped_float32(x[s + k])
+
+        return swapped
+
+    def native(out, d, x, s, m):
+        out[d : d + m] = x[s : s + m]
+
+    return native
+
+
 def swap_scratch(x, size):
     """Scratch for native_block: `size` float32 for byte-swapped words, else nothing (an empty view of x)."""
 

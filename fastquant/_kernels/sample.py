@@ -5,7 +5,7 @@ from __future__ import annotations
 from numba import prange
 
 from .._jit import parallel
-from ._common import _chunk_bounds, load
+from ._common import _chunk_bounds, copy_run, load
 
 # --- strided samples -------------------------------------------------------------------------------------------
 
@@ -74,7 +74,6 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks, sampl
                         for k in range(16):
                             row[d + k] = load(x, s + k)
                     else:
-                        for k in range(m):
-                            row[d + k] = load(x, s + k)
+                        copy_run(row, d, x, s, m)
                 u += r1 - r0
     return sample

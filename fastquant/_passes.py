@@ -713,7 +713,7 @@ class Convert(Pass):
             else:
                 partial[ids] += k.convert_count_runs(
                     block.data, dest, 0, lay.groups, lay.inner, *params, self.nan_level, largest,
-                    np.ascontiguousarray(self.windows[ids]), parts, tun.convert_block, lut,
+                    np.ascontiguousarray(self.windows[ids]), parts, lut,
                 ).sum(axis=0)  # fmt: skip
         undefined = block.take(self.undefined)
         if undefined.any():

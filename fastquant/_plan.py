@@ -55,7 +55,7 @@ class Tuning:
     # took H×W×128 exact limits from 1.75 s to 0.17 s)
     lane_block: int = 512  # about this many lanes (a multiple of the period): one parameter per element of a block
     count_block: int = 1 << 12  # elements per counting step (L1-resident across threshold sweeps)
-    convert_block: int = 1 << 12  # elements per convert-then-count step (L1-resident)
+    convert_block: int = 1 << 12  # elements per convert-then-count step of the lane kernels (L1-resident)
     scan_block: int = 1 << 14  # bytes of input per counting-and-collecting step (L1-resident)
 
 

@@ -219,6 +219,53 @@ def _count_window_run(x, largest, windows, counts):
 
 
 @serial
+def _convert_count_run(x, out, lo, factor, lo_scaled, scale, nan_level, lut, native, largest, windows, counts):
+    # _convert_run and _count_window_run in one loop where the float32 levels apply: the counts' compares then
+    # share the conversion's loads and registers (21×2048², approx: 18.7 -> 14.0 ms for the pass, against
+    # convert-then-count per L1 block of 4096). Elsewhere (float64 levels) each block of _PREFETCH_BLOCK is
+    # converted, then counted while in L1.
+    scratch = scratch_for(out, lut, _PREFETCH_BLOCK)
+    edge = float32_edge(x, lo, factor, scale, nan_level)
+    lo32, scale32 = np.float32(lo), np.float32(scale)
+    for begin in range(0, x.size, _PREFETCH_BLOCK):
+        end = min(x.size, begin + _PREFETCH_BLOCK)
+        _prefetch_ahead(x, begin, end)
+        levels = level_target(out, scratch, begin, end, lut)
+        if edge == 0.0:
+            _convert_block(x[begin:end], levels, lo, factor, lo_scaled, scale, nan_level)
+            _count_window_run(x[begin:end], largest, windows, counts)
+        elif _levels_counted32(x[begin:end], levels, lo32, scale32, edge, largest, windows, counts):
+            _convert_block(x[begin:end], levels, lo, factor, lo_scaled, scale, nan_level)
+        if lut is not None:
+            paint(native_block(x, begin, end, native), levels, out[begin:end], lut)
+
+
+@inline
+def _levels_counted32(x, out, lo32, scale32, edge, largest, windows, counts):
+    # _levels_float32 and _count_window_run of one block (at most 2**31 elements: int32 sums) in one loop
+    near = False
+    w0, w1, w2, w3 = windows[0], windows[1], windows[2], windows[3]
+    c0 = c1 = c2 = c3 = c4 = np.int32(0)
+    for i in range(x.size):
+        v = load(x, i)
+        t = _minnum32(_maxnum32((v - lo32) * scale32, np.float32(0.0)), np.float32(255.0))
+        r = np.rint(t)
+        near = near | (abs(t - r) > edge)
+        out[i] = np.uint8(np.int32(r))
+        c0 = np.int32(c0 + np.int32(abs(v) <= largest))
+        c1 = np.int32(c1 + np.int32(v < w0))
+        c2 = np.int32(c2 + np.int32(v < w1))
+        c3 = np.int32(c3 + np.int32(v < w2))
+        c4 = np.int32(c4 + np.int32(v < w3))
+    counts[0] += c0
+    counts[1] += c1
+    counts[2] += c2
+    counts[3] += c3
+    counts[4] += c4
+    return near
+
+
+@serial
 def _count_window_lanes(x, largest, windows, counts):
     # _count_window_run per lane: windows (4, L) edges, counts (5, L); x.size is a multiple of L.
     lanes = windows.shape[1]
@@ -240,9 +287,9 @@ def _count_window_lanes(x, largest, windows, counts):
 
 @parallel
 def convert_count_runs(
-    x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, block, lut=None
+    x, out, start, n_groups, run, lo, factor, lo_scaled, scale, nan_level, largest, windows, n_chunks, lut=None
 ):
-    """convert_runs fused with window counting: each cache-resident piece is converted, then counted.
+    """convert_runs fused with window counting (see _convert_count_run).
 
     windows[g] holds four edges; returns counts[c, g] = (#finite, #{x < edge} for each edge) over chunk c.
     """
@@ -255,9 +302,9 @@ def convert_count_runs(
         while i < end:
             flat = start + i
             g = (flat // run) % n_groups
-            stop = min(end, i + run - flat % run, i + block)
-            _convert_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut, native)
-            _count_window_run(x[i:stop], largest, windows[g], counts[c, g])
+            stop = min(end, i + run - flat % run)
+            _convert_count_run(x[i:stop], out[i:stop], lo[g], factor[g], lo_scaled[g], scale[g], nan_level, lut,
+                               native, largest, windows[g], counts[c, g])  # fmt: skip
             i = stop
     return counts
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from numba import prange
 
 from .._jit import parallel
-from ._common import _chunk_bounds, copy_run, load
+from ._common import _chunk_bounds, _prefetch, copy_run, load
+
+_SAMPLE_AHEAD = 8  # outer positions prefetched ahead by strided_sample's single-element gather
+_SAMPLE_SPAN = 256  # at most this many elements per position prefetched (then the hardware prefetcher does)
 
 # --- strided samples -------------------------------------------------------------------------------------------
 
@@ -45,11 +48,21 @@ def strided_sample(x, a, n_groups, run, step_a, step_b, run_len, n_chunks, sampl
     if run_len == 1:
         # Single elements: an element loop (a one-element slice copy each is several times slower), the groups
         # innermost, so that the groups of one outer position (a pixel's channels) are read together.
+        # The lines of a position _SAMPLE_AHEAD outer steps on are prefetched where its groups span a few lines:
+        # reads a few lines apart defeat the hardware prefetcher (one pixel's 21 channels in 11 of 2048²: 16.8 ->
+        # 8.6 ms); wider spans are sequential enough for it.
+        ahead = _SAMPLE_AHEAD * step_a * n_groups * run
+        span = n_groups * run if n_groups * run <= _SAMPLE_SPAN else 0
         for c in prange(n_chunks):
             begin, end = _chunk_bounds(na * nb, n_chunks, c, 1)
             i, j = begin // nb, begin % nb
             for k in range(begin, end):
                 first = i * step_a * n_groups * run + j * step_b
+                if first + ahead + span <= x.size:
+                    for e in range(0, span, 64 // x.itemsize):
+                        _prefetch(x, first + ahead + e)
+                    if span:
+                        _prefetch(x, first + ahead + span - 1)
                 for g in range(n_groups):
                     sample[g0 + g, c0 + k] = load(x, first + g * run)
                 j += 1

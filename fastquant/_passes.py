@@ -48,6 +48,12 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def lane_count_step(tun, lanes: int) -> int:
+    """Elements per counting step of the lane kernels: whole multiples of eight rows of lanes (their counting
+    loops take eight rows at a time), about ``lane_count_block``."""
+    return round_up(max(1, tun.lane_count_block // lanes), 8) * lanes
+
+
 def run(pass_, source):
     """Run one pass over every block of an in-memory `source` and finalize it (an in-memory array runs a pass's
     random-access version where it has one)."""
@@ -158,7 +164,7 @@ class CountBelow(Pass):
                     block.data,
                     np.ascontiguousarray(thresholds[lane_groups].T),
                     n_parts(),
-                    max(1, tun.count_block // lanes) * lanes,
+                    lane_count_step(tun, lanes),
                 ).sum(axis=0)  # (T, L)
                 local = np.zeros((lay.groups, n_thr), dtype=np.int64)
                 np.add.at(local, lane_groups, per_lane.T)
@@ -697,7 +703,7 @@ class Convert(Pass):
                     windows = np.ascontiguousarray(self.windows[ids][lane_groups].T)  # (4, L)
                     part = k.convert_count_lanes(
                         block.data, dest, *lane_params, self.nan_level, largest, windows, parts,
-                        max(1, tun.convert_block // lanes) * lanes, lut,
+                        lane_count_step(tun, lanes), lut,
                     )  # fmt: skip
                     local = np.zeros((lay.groups, 5), dtype=np.int64)
                     np.add.at(local, lane_groups, part.sum(axis=0).T)

@@ -26,6 +26,7 @@ from ._common import (
     scratch_for,
     swap_scratch,
 )
+from .count import _below8
 
 _PREFETCH_AHEAD = 8192  # bytes between the data being converted and the data being prefetched
 _PREFETCH_BLOCK = 256  # elements converted after each group of prefetches (16 cache lines of float32)
@@ -265,24 +266,49 @@ def _levels_counted32(x, out, lo32, scale32, edge, largest, windows, counts):
     return near
 
 
+@inline
+def _window_rows8(x, lanes, largest, w0, w1, w2, w3, a0, a1, a2, a3, a4):
+    # _count_window_lanes over eight rows of lanes at once: each accumulator and window edge is loaded once per
+    # eight elements (H×W×C 2048²×21, the counts alone: 19.5 -> 14.5 ms against one row per sweep).
+    x0, x1, x2, x3 = x[:lanes], x[lanes : 2 * lanes], x[2 * lanes : 3 * lanes], x[3 * lanes : 4 * lanes]
+    x4, x5, x6, x7 = x[4 * lanes : 5 * lanes], x[5 * lanes : 6 * lanes], x[6 * lanes : 7 * lanes], x[7 * lanes :]
+    for j in range(lanes):
+        v0, v1, v2, v3 = load(x0, j), load(x1, j), load(x2, j), load(x3, j)
+        v4, v5, v6, v7 = load(x4, j), load(x5, j), load(x6, j), load(x7, j)
+        a0[j] = np.int32(a0[j] + _within8(v0, v1, v2, v3, v4, v5, v6, v7, largest))
+        a1[j] = np.int32(a1[j] + _below8(v0, v1, v2, v3, v4, v5, v6, v7, w0[j]))
+        a2[j] = np.int32(a2[j] + _below8(v0, v1, v2, v3, v4, v5, v6, v7, w1[j]))
+        a3[j] = np.int32(a3[j] + _below8(v0, v1, v2, v3, v4, v5, v6, v7, w2[j]))
+        a4[j] = np.int32(a4[j] + _below8(v0, v1, v2, v3, v4, v5, v6, v7, w3[j]))
+
+
+@inline
+def _within8(v0, v1, v2, v3, v4, v5, v6, v7, largest):
+    # #{|v_r| <= largest} of eight values (the finite ones), as int32
+    low = np.int32(abs(v0) <= largest) + np.int32(abs(v1) <= largest) + np.int32(abs(v2) <= largest)
+    low = np.int32(low + np.int32(abs(v3) <= largest) + np.int32(abs(v4) <= largest))
+    return np.int32(low + np.int32(abs(v5) <= largest) + np.int32(abs(v6) <= largest) + np.int32(abs(v7) <= largest))
+
+
 @serial
 def _count_window_lanes(x, largest, windows, counts):
-    # _count_window_run per lane: windows (4, L) edges, counts (5, L); x.size is a multiple of L.
+    # _count_window_run per lane: windows (4, L) edges, counts (5, L); x.size is a multiple of L. Eight rows of
+    # lanes per sweep (_window_rows8), then the remaining rows one at a time.
     lanes = windows.shape[1]
-    finite = counts[0]
-    for base in range(0, x.size, lanes):
+    w0, w1, w2, w3 = windows[0], windows[1], windows[2], windows[3]
+    a0, a1, a2, a3, a4 = counts[0], counts[1], counts[2], counts[3], counts[4]
+    full = x.size - x.size % (8 * lanes)
+    for base in range(0, full, 8 * lanes):
+        _window_rows8(x[base : base + 8 * lanes], lanes, largest, w0, w1, w2, w3, a0, a1, a2, a3, a4)
+    for base in range(full, x.size, lanes):
         xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
         for j in range(lanes):
-            finite[j] = np.int32(finite[j] + np.int32(abs(load(xs, j)) <= largest))
-    for t in range(0, 4, 2):
-        th0, th1 = windows[t], windows[t + 1]
-        acc0, acc1 = counts[1 + t], counts[2 + t]
-        for base in range(0, x.size, lanes):
-            xs = x[base : base + lanes]
-            for j in range(lanes):
-                v = load(xs, j)
-                acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
-                acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
+            v = load(xs, j)
+            a0[j] = np.int32(a0[j] + np.int32(abs(v) <= largest))
+            a1[j] = np.int32(a1[j] + np.int32(v < w0[j]))
+            a2[j] = np.int32(a2[j] + np.int32(v < w1[j]))
+            a3[j] = np.int32(a3[j] + np.int32(v < w2[j]))
+            a4[j] = np.int32(a4[j] + np.int32(v < w3[j]))
 
 
 @parallel

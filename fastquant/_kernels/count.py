@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._jit import parallel, serial
+from .._jit import inline, parallel, serial
 from ._common import _FLUSH_BLOCKS, _chunk_bounds, load
 
 # --- counting against thresholds -------------------------------------------------------------------------------
@@ -55,25 +55,45 @@ def count_runs(x, start, n_groups, run, thresholds, n_chunks, block):
     return counts
 
 
+@inline
+def _below8(v0, v1, v2, v3, v4, v5, v6, v7, t):
+    # #{v_r < t} of eight values, as int32 (int32 sums stay 8 lanes wide, as in _count_window_run)
+    low = np.int32(v0 < t) + np.int32(v1 < t) + np.int32(v2 < t) + np.int32(v3 < t)
+    return np.int32(low + np.int32(v4 < t) + np.int32(v5 < t) + np.int32(v6 < t) + np.int32(v7 < t))
+
+
+@inline
+def _count_rows8(x, lanes, th0, th1, acc0, acc1):
+    # Two thresholds per lane over eight rows of lanes at once: each accumulator and threshold is loaded once
+    # per eight elements.
+    x0, x1, x2, x3 = x[:lanes], x[lanes : 2 * lanes], x[2 * lanes : 3 * lanes], x[3 * lanes : 4 * lanes]
+    x4, x5, x6, x7 = x[4 * lanes : 5 * lanes], x[5 * lanes : 6 * lanes], x[6 * lanes : 7 * lanes], x[7 * lanes :]
+    for j in range(lanes):
+        v0, v1, v2, v3 = load(x0, j), load(x1, j), load(x2, j), load(x3, j)
+        v4, v5, v6, v7 = load(x4, j), load(x5, j), load(x6, j), load(x7, j)
+        acc0[j] = np.int32(acc0[j] + _below8(v0, v1, v2, v3, v4, v5, v6, v7, th0[j]))
+        acc1[j] = np.int32(acc1[j] + _below8(v0, v1, v2, v3, v4, v5, v6, v7, th1[j]))
+
+
 @serial
 def _count_lanes(x, thresholds, counts):
-    # thresholds/counts: (T, L); x.size is a multiple of L. Two thresholds per sweep share the loads of x.
+    # thresholds/counts: (T, L); x.size is a multiple of L. Two thresholds per sweep share the loads of x, eight
+    # rows of lanes at a time (_count_rows8), then the remaining rows one at a time. An odd last threshold is
+    # swept with a spare accumulator.
     n_thr, lanes = thresholds.shape
-    for t in range(0, n_thr - 1, 2):
-        th0, th1 = thresholds[t], thresholds[t + 1]
-        acc0, acc1 = counts[t], counts[t + 1]
-        for base in range(0, x.size, lanes):
+    full = x.size - x.size % (8 * lanes)
+    spare = np.zeros(lanes, dtype=np.int32)
+    for t in range(0, n_thr, 2):
+        th0, acc0 = thresholds[t], counts[t]
+        th1, acc1 = (thresholds[t + 1], counts[t + 1]) if t + 1 < n_thr else (th0, spare)
+        for base in range(0, full, 8 * lanes):
+            _count_rows8(x[base : base + 8 * lanes], lanes, th0, th1, acc0, acc1)
+        for base in range(full, x.size, lanes):
             xs = x[base : base + lanes]  # plain loop indexes vectorize (see _convert_lanes)
             for j in range(lanes):
                 v = load(xs, j)
                 acc0[j] = np.int32(acc0[j] + np.int32(v < th0[j]))
                 acc1[j] = np.int32(acc1[j] + np.int32(v < th1[j]))
-    if n_thr % 2:
-        th, acc = thresholds[n_thr - 1], counts[n_thr - 1]
-        for base in range(0, x.size, lanes):
-            xs = x[base : base + lanes]
-            for j in range(lanes):
-                acc[j] = np.int32(acc[j] + np.int32(load(xs, j) < th[j]))
 
 
 @parallel

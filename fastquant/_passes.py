@@ -236,7 +236,7 @@ class Collect(Pass):
                     local_base,
                     dest,
                     parts,
-                    max(1, tun.count_block // lanes) * lanes,
+                    lane_count_step(tun, lanes),
                 )
             else:  # the fused scan's branch-free gather, with regions as large as the whole brackets
                 n_brackets = low.shape[1]
@@ -275,7 +275,7 @@ class Collect(Pass):
 
 @dataclasses.dataclass
 class Scan(Pass):
-    """Counting and collecting fused in one pass (runs layout, whole direct or byte-swapped array):
+    """Counting and collecting fused in one pass (runs or lanes layout, whole direct or byte-swapped array):
     CountBelow(thresholds) and the members of each bracket, up to `cap` per part (a region that overflows is
     collected again exactly)."""
 
@@ -295,12 +295,22 @@ class Scan(Pass):
         if swapped:
             note("swapped", pass_=type(self).__name__)
         data = source.swapped_block().data if swapped else source.flat
+        lanes = lay.lane_count(tun) if lay.groups > 1 else 0
         with k.kernel_lock():
-            counts, written = k.scan_runs(
-                data, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
-                tun.scan_block // source.dtype.itemsize,
-            )  # fmt: skip
-        below = counts.sum(axis=0)
+            if lanes:
+                lane_groups = lay.lane_groups(lanes)
+                counts, written = k.scan_lanes(
+                    data, np.ascontiguousarray(self.thresholds[lane_groups].T), lane_groups, base, self.cap, dest,
+                    parts, lane_count_step(tun, lanes),
+                )  # fmt: skip
+                below = np.zeros(self.thresholds.shape, dtype=np.int64)
+                np.add.at(below, lane_groups, counts.sum(axis=0).T)
+            else:
+                counts, written = k.scan_runs(
+                    data, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
+                    tun.scan_block // source.dtype.itemsize,
+                )  # fmt: skip
+                below = counts.sum(axis=0)
         # Python ints: a million NumPy scalar operations per call for 256 groups cost milliseconds
         counts_of, base_of, cap_of = written.tolist(), base.tolist(), self.cap.tolist()
 

@@ -186,7 +186,7 @@ def test_byteswapped_float32_is_read_in_place(shape, mode):
         got = fastquant.to_uint8(s, axis=axis, **SWAP_MODES[mode])
     read = {d["pass_"] for e, d in trace if e == "swapped"}
     assert IN_PLACE[mode] <= read, read
-    if mode == "exact":  # the counts and members: fused on runs, two passes on lanes
+    if mode == "exact":  # the counts and members: fused (Scan), or two passes where the regions do not fit
         assert {"Scan"} <= read or {"CountBelow", "Collect"} <= read, read
     assert ("source", {"dtype": "float32", "direct": False, "swapped": True}) in trace
     assert_identical(got, fastquant.to_uint8(x, axis=axis, **SWAP_MODES[mode]), f"in place, {shape}, {mode}")

@@ -1,6 +1,7 @@
-"""The lane-pattern collecting kernel (fastquant._kernels.collect.collect_lanes) against NumPy: every member of
-every bracket (as a multiset: the selection among them does not depend on their order), whatever the part count,
-block length, bracket count or overlap."""
+"""The lane-pattern collecting kernels (fastquant._kernels.collect.collect_lanes, and scan_lanes, which counts
+too) against NumPy: every member of every bracket (as a multiset: the selection among them does not depend on
+their order), whatever the part count, block length, bracket count or overlap; scan_lanes's counts below each
+threshold, and its regions capped (a full region keeps counting)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from fastquant._kernels.collect import collect_lanes
+from fastquant._kernels.collect import collect_lanes, scan_lanes
 
 # (groups, inner, lane multiple, brackets): one bracket, two (the usual), three, eight (the widest coded flag) and
 # nine (past the coded flags: membership is tested again)
@@ -53,3 +54,58 @@ def test_collect_lanes_gathers_every_member(case, parts):
         for k in range(n_brackets):
             got = np.concatenate([dest[c, base[g, k] : base[g, k] + written[c, g, k]] for c in range(parts)])
             np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][k]))
+
+
+# (groups, inner, lane multiple, brackets) for scan_lanes: none (pair 0 alone), one, two (the usual), three
+SCAN_CASES = [(1, 1, 1, 2), (3, 1, 1, 0), (21, 1, 1, 2), (5, 3, 2, 3), (2, 5, 1, 1), (128, 1, 4, 2)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", ">f4"])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize("case", SCAN_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_scan_lanes_counts_and_gathers_every_member(case, parts, dtype):
+    groups, inner, multiple, n_brackets = case
+    rng = np.random.default_rng(abs(hash((case, parts, dtype))) % 2**32)
+    lanes = math.lcm(groups * inner, 32) * multiple
+    lane_groups = ((np.arange(lanes) // inner) % groups).astype(np.int64)
+    rows = int(rng.integers(40, 90))  # not a multiple of eight rows: partial groups of eight at block ends
+    n = lanes * rows + int(rng.integers(0, lanes))  # and a tail shorter than the pattern
+    x = rng.standard_normal(n).astype(np.float64 if dtype == "float64" else np.float32)
+    x[rng.integers(0, n, n // 50)] = np.nan  # never a member, never below a threshold
+    x[rng.integers(0, n, 5)] = -np.inf
+    kernel_dtype = x.dtype
+    low = rng.uniform(-2.0, 1.5, (n_brackets, lanes)).astype(kernel_dtype)  # brackets overlap at random
+    high = (low + rng.uniform(0.0, 1.0, (n_brackets, lanes))).astype(kernel_dtype)
+    pad = (-(2 + 2 * n_brackets)) % 6  # as bracket_thresholds: pair 0, the brackets, (inf, inf) to a multiple of 6
+    thresholds = np.concatenate(
+        [
+            np.stack([np.full(lanes, np.finfo(kernel_dtype).min), np.full(lanes, np.inf)]),
+            np.stack([low, high], axis=1).reshape(-1, lanes),
+            np.full((pad, lanes), np.inf),
+        ]
+    ).astype(kernel_dtype)
+    n_pairs = thresholds.shape[0] // 2
+    expected = members_by_numpy(x, thresholds[0::2], thresholds[1::2], lane_groups, groups)
+    sizes = np.array([[expected[g][p].size for p in range(n_pairs)] for g in range(groups)], dtype=np.int64)
+    cap = sizes.copy()
+    cap[:, 0] = 0  # pair 0 is counted, never collected
+    if n_brackets:
+        cap[0, 1] = sizes[0, 1] // 3  # one region too small in every part: it overflows, and keeps counting
+    base = np.zeros_like(cap)
+    base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
+    dest = np.full((parts, int((cap + 1).sum())), -7.0, dtype=kernel_dtype)
+    block = 8 * lanes * int(rng.integers(1, 4))
+    data = x.astype(">f4").view(np.uint32) if dtype == ">f4" else x
+    counts, written = scan_lanes(data, thresholds, lane_groups, base, cap, dest, parts, block)
+    lane = np.arange(n) % lanes
+    n_thr = thresholds.shape[0]
+    below = np.stack([np.bincount(lane, weights=x < thresholds[t, lane], minlength=lanes) for t in range(n_thr)])
+    np.testing.assert_array_equal(counts.sum(axis=0), below)
+    assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
+    for g in range(groups):
+        for p in range(1, n_pairs):
+            if np.any(written[:, g, p] > cap[g, p]):
+                assert (g, p) == (0, 1), "only the small region overflows"
+                continue
+            got = np.concatenate([dest[c, base[g, p] : base[g, p] + written[c, g, p]] for c in range(parts)])
+            np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][p]))

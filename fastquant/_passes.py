@@ -118,11 +118,10 @@ class FiniteMinMax(Pass):
         k, lay = kernels(), block.layout
         from ._kernels import minmax
 
+        into = partial if block.all_groups else None  # in place: per-pixel limits have a million groups
         with k.kernel_lock():
-            local = minmax.finite_minmax(block.data, lay.outer, lay.groups, lay.inner, n_parts())
-        if block.all_groups:  # in place: per-pixel limits have a million groups (each temporary costs ~1 ms)
-            np.minimum(partial[:, 0], local[:, 0], out=partial[:, 0])
-            np.maximum(partial[:, 1], local[:, 1], out=partial[:, 1])
+            local = minmax.finite_minmax(block.data, lay.outer, lay.groups, lay.inner, n_parts(), into)
+        if block.all_groups:
             return
         rows = partial[block.group_ids]
         merged = np.stack([np.minimum(rows[:, 0], local[:, 0]), np.maximum(rows[:, 1], local[:, 1])], axis=1)

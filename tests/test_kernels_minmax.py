@@ -160,8 +160,28 @@ def test_columns_small_tiles(dtype, width_groups):
     want, _, _ = _numpy(x, a, g, b)
     for n_parts in PARTS:
         out = np.empty((g, 2))
-        minmax._columns(x, a, g, b, width_groups * b, out, n_parts)
+        minmax._columns(x, a, g, b, width_groups * b, out, n_parts, False)
         np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize(("index", "layout", "dtype", "kind"), list(_cases()))
+def test_merging_into_a_partial_equals_one_call(index, layout, dtype, kind):
+    # finite_minmax(..., into=partial) over the two halves of the rows (A) equals one call on all of them, bit
+    # for bit (-0.0 below +0.0 across the halves too), on every path (the columns one merges in the kernel)
+    a, g, b = layout
+    if a < 2:
+        pytest.skip("one row: nothing to split")
+    rng = np.random.default_rng([20261207, index, np.dtype(dtype).itemsize, len(kind)])
+    x = _data(rng, a * g * b, dtype, kind)
+    if kind != "plain":
+        _blank_groups(rng, x, a, g, b)
+    half = (a // 2) * g * b
+    for n_parts in PARTS:
+        partial = np.tile([np.inf, -np.inf], (g, 1))
+        for piece, rows in ((x[:half], a // 2), (x[half:], a - a // 2)):
+            assert minmax.finite_minmax(piece, rows, g, b, n_parts, into=partial) is partial
+        _check(partial, x, a, g, b)
+        assert np.array_equal(partial.view(np.uint64), minmax.finite_minmax(x, a, g, b, n_parts).view(np.uint64))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -270,3 +270,34 @@ def test_interpolate_pairs_is_numpy_percentile(dtype, n_parts):
         want = np.percentile(finite, percentiles) if finite.size else np.full(quantiles.size, np.nan)
         assert np.array_equal(out[:, g], np.asarray(want, dtype=np.float64) + 0.0, equal_nan=True), g
     assert not np.signbit(out[out == 0]).any()  # + 0.0: no negative zero, as the reference
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("where", [0.05, 0.5, 0.95])
+def test_select_segments_with_intervals_near_the_collection_room(dtype, where):
+    # Ties at the rank fill its interval with about the room of a collection part (_MID // 2 values, one slot of
+    # which is the branch-free collection's spare): from a little below to a little above it, the members are
+    # collected (counted path: segments of 1024 to 32767 values; sampled path: 32768 and more) or the ranks are
+    # selected in place, and every rank equals NumPy's, for ranks near the middle and near the ends.
+    room = groups._MID // 2
+    rng = np.random.default_rng([20261207, int(where * 100), np.dtype(dtype).itemsize])
+    segments = []
+    for n, ties in [(20000, t) for t in range(room - 400, room + 200, 23)] + [(40000, room - 300), (40000, room)]:
+        v = rng.uniform(-1.0, 1.0, n)
+        at = int(where * (n - ties))
+        v[np.argsort(v)[at : at + ties]] = 0.25  # a run of ties at the rank (values in place, order random)
+        segments.append(v.astype(dtype))
+    values = np.concatenate(segments)
+    lengths = np.array([s.size for s in segments], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    # and a rank far from it, so that both collection parts are in use (an overflowing part would spill into the
+    # other's values)
+    far = 0.99 if where < 0.9 else 0.01
+    ranks = np.array(
+        [sorted([int(where * (n - 1)), int(where * (n - 1)) + 1, int(far * (n - 1))]) for n in lengths.tolist()],
+        dtype=np.int64,
+    )
+    for n_parts in (1, 2):
+        found = groups.select_segments(values.copy(), starts, lengths, ranks, n_parts)
+        for s, seg in enumerate(segments):
+            np.testing.assert_array_equal(found[s], np.sort(seg)[ranks[s]], err_msg=f"segment {s}, {seg.size}")

@@ -164,13 +164,11 @@ def test_columns_small_tiles(dtype, width_groups):
         np.testing.assert_array_equal(out, want)
 
 
-@pytest.mark.parametrize(("index", "layout", "dtype", "kind"), list(_cases()))
+@pytest.mark.parametrize(("index", "layout", "dtype", "kind"), [c for c in _cases() if c.values[1][0] > 1])
 def test_merging_into_a_partial_equals_one_call(index, layout, dtype, kind):
-    # finite_minmax(..., into=partial) over the two halves of the rows (A) equals one call on all of them, bit
+    # finite_minmax(..., into=partial) over the two halves of the rows (A > 1) equals one call on all of them, bit
     # for bit (-0.0 below +0.0 across the halves too), on every path (the columns one merges in the kernel)
     a, g, b = layout
-    if a < 2:
-        pytest.skip("one row: nothing to split")
     rng = np.random.default_rng([20261207, index, np.dtype(dtype).itemsize, len(kind)])
     x = _data(rng, a * g * b, dtype, kind)
     if kind != "plain":

@@ -22,6 +22,17 @@ def _lowest_flag(bits, w):
     return 8 * w + (shift if _LITTLE else 7 - shift), bits & (bits - np.uint64(1))
 
 
+@inline
+def _flagged_words(words, n_bytes, flagged):
+    # The words of eight flag bytes among the first n_bytes that hold any set flag, listed branch-free into
+    # flagged; returns how many. (Bytes past n_bytes in the last word may be stale: the callers skip them.)
+    n_flagged = 0
+    for w in range((n_bytes + 7) // 8):
+        flagged[n_flagged] = w
+        n_flagged += words[w] != 0
+    return n_flagged
+
+
 # --- collecting bracket members --------------------------------------------------------------------------------
 
 
@@ -114,10 +125,7 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
         for b in range(begin, end, block):
             xb = x[b : min(end, b + block)]
             _flag_lanes(xb, member, low, high, coded)
-            n_flagged = 0
-            for w in range((xb.size + 7) // 8):  # flags past xb.size are stale; the element loop skips them
-                flagged[n_flagged] = w
-                n_flagged += words[w] != 0
+            n_flagged = _flagged_words(words, xb.size, flagged)  # flags past xb.size: skipped below
             for f in range(n_flagged):
                 w = flagged[f]
                 bits = words[w]
@@ -190,10 +198,7 @@ def _gather_members(x, member, words, flagged, thresholds, row, base, cap, writt
     # member. Each region has one slot past its capacity as a sink: a full region keeps counting (written > cap
     # tells the caller to collect again, sized exactly). Members land in the order of their positions, as when
     # every element of a flagged word was visited (measured: 12 -> 3.4 ms for 21 x 1024**2 with 3 % members).
-    n_flagged = 0
-    for w in range((x.size + 7) // 8):  # flags past x.size are stale; the element loop stops at x.size
-        flagged[n_flagged] = w
-        n_flagged += words[w] != 0
+    n_flagged = _flagged_words(words, x.size, flagged)  # flags past x.size: the element loop stops there
     for f in range(n_flagged):
         w = flagged[f]
         bits = words[w]  # flags are 0 or 1: byte b of the word is bit 8b (little-endian) or 8(7 - b)
@@ -343,10 +348,7 @@ def scan_lanes(x, thresholds, lane_groups, base, cap, dest, n_chunks, block):
                 counts[c] += acc
                 acc[:] = 0
             used = -(-xb.size // (8 * lanes)) * lanes  # flag bytes this block set
-            n_flagged = 0
-            for w in range((used + 7) // 8):  # bytes past `used` are stale; the element loop skips them
-                flagged[n_flagged] = w
-                n_flagged += words[w] != 0
+            n_flagged = _flagged_words(words, used, flagged)  # bytes past `used`: skipped below
             for f in range(n_flagged):
                 w = flagged[f]
                 bits = words[w]

@@ -95,6 +95,16 @@ def _cases():
                 yield pytest.param(i, layout, dtype, kind, id=f"{layout}-{np.dtype(dtype).name}-{kind}")
 
 
+def _case_data(seed, index, layout, dtype, kind):
+    # the data of one case of _cases(): values of `kind`, and for all but plain ones some groups blanked
+    a, g, b = layout
+    rng = np.random.default_rng([seed, index, np.dtype(dtype).itemsize, len(kind)])
+    x = _data(rng, a * g * b, dtype, kind)
+    if kind != "plain":
+        _blank_groups(rng, x, a, g, b)
+    return x
+
+
 def _kernels(x, a, g, b, n_parts):
     results = {
         "dispatch": minmax.finite_minmax(x, a, g, b, n_parts),
@@ -109,10 +119,7 @@ def _kernels(x, a, g, b, n_parts):
 @pytest.mark.parametrize(("index", "layout", "dtype", "kind"), list(_cases()))
 def test_against_numpy(index, layout, dtype, kind):
     a, g, b = layout
-    rng = np.random.default_rng([20240601, index, np.dtype(dtype).itemsize, len(kind)])
-    x = _data(rng, a * g * b, dtype, kind)
-    if kind != "plain":
-        _blank_groups(rng, x, a, g, b)
+    x = _case_data(20240601, index, layout, dtype, kind)
     first = None
     for n_parts in PARTS:
         for name, got in _kernels(x, a, g, b, n_parts).items():
@@ -169,10 +176,7 @@ def test_merging_into_a_partial_equals_one_call(index, layout, dtype, kind):
     # finite_minmax(..., into=partial) over the two halves of the rows (A > 1) equals one call on all of them, bit
     # for bit (-0.0 below +0.0 across the halves too), on every path (the columns one merges in the kernel)
     a, g, b = layout
-    rng = np.random.default_rng([20261207, index, np.dtype(dtype).itemsize, len(kind)])
-    x = _data(rng, a * g * b, dtype, kind)
-    if kind != "plain":
-        _blank_groups(rng, x, a, g, b)
+    x = _case_data(20261207, index, layout, dtype, kind)
     half = (a // 2) * g * b
     for n_parts in PARTS:
         partial = np.tile([np.inf, -np.inf], (g, 1))

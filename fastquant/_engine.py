@@ -42,14 +42,28 @@ def to_uint8(
     shape = x.shape if lut is None else x.shape + (lut.shape[1],)
     target = np.empty(shape, dtype=rule.dtype) if out is None or staged else out
     levels_view = target.transpose(plan.perm if lut is None else tuple(plan.perm) + (x.ndim,))
-    levels_with_limits(
-        source, x.dtype, vmin, vmax, percentiles, method, nan,
-        lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows, lut, rule), rule.center,
-    )  # fmt: skip
+    if lut is not None or not _one_sided_fused(source, vmin, vmax, percentiles, nan, levels_view, rule):
+        levels_with_limits(
+            source, x.dtype, vmin, vmax, percentiles, method, nan,
+            lambda lo, hi, windows: convert(source, lo, hi, nan, levels_view, windows, lut, rule), rule.center,
+        )  # fmt: skip
     if staged:
         out[...] = target
         return out
     return target
+
+
+def _one_sided_fused(source, vmin, vmax, percentiles, nan: int, levels_view, rule: Rule) -> bool:
+    """Write the levels of one-sided limits with the fused pass where it applies (see
+    :class:`fastquant._passes.OneSidedConvert`); False when it does not, or when a range needs rescaling."""
+    one_sided = percentiles is None and (vmin is None) != (vmax is None)
+    if not (one_sided and rule.fused and rule.center is None and source.direct and levels_view.flags.c_contiguous):
+        return False
+    if not _passes.OneSidedConvert.applies(source.layout):
+        return False
+    given = np.ascontiguousarray(np.reshape(vmin if vmax is None else vmax, -1), dtype=np.float64)
+    pass_ = _passes.OneSidedConvert(given, vmax is not None, float(nan), levels_view.reshape(-1))
+    return _passes.run(pass_, source)
 
 
 def source_for(x, plan: Plan, block_elements: int | None = None, chunks=None):

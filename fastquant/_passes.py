@@ -741,6 +741,42 @@ class Convert(Pass):
         return None if self.windows is None else np.sum(partials, axis=0)
 
 
+@dataclasses.dataclass
+class OneSidedConvert(Pass):
+    """FiniteMinMax followed by Convert, fused for long rows (per pixel across channels): one-sided limits (the
+    upper ones `given` with `upper_given`, else the lower ones; (G,) or (1,) float64, NaN: undefined) and the
+    levels, each tile of columns reduced and converted while it is in cache (one read of the array instead of
+    two). The whole direct array only; ``fused`` returns False, having written nothing usable, when a group
+    needs a rescaled span: the caller then runs the pair of passes."""
+
+    given: np.ndarray
+    upper_given: bool
+    nan_level: float
+    out: np.ndarray  # (N,) uint8: the levels of the logical array in C order
+    whole = True
+
+    @staticmethod
+    def applies(layout: Layout) -> bool:
+        """Whether the layout takes the columns kernels of both passes (long rows of short runs)."""
+        from ._kernels import minmax
+
+        return (
+            layout.inner < ROW_RUNS and layout.period > minmax._LANES_MAX_PERIOD and layout.lane_count(current()) == 0
+        )
+
+    def fused(self, source) -> bool:
+        from ._kernels import groups as group_kernels
+
+        lay = source.layout
+        note("convert", kernel="one-sided rows", colour=False)
+        with kernels().kernel_lock():
+            state = group_kernels.minmax_convert_rows(
+                source.flat, self.out, lay.outer, lay.groups, lay.inner, self.given, self.upper_given,
+                self.nan_level, n_parts(),
+            )  # fmt: skip
+        return state == 0
+
+
 GUESS_BUCKETS = 4096  # buckets of the range per group whose level guesses a stretch kernel starts from
 GUESS_BYTES = 1 << 22  # at most this many bytes of guesses (many groups: fewer buckets each)
 

@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import inline, parallel, serial
+from .._levels import MIN_PLAIN_SPAN as _MIN_PLAIN_SPAN
 from ._common import (
     PAINT_BLOCK,
     _chunk_bounds,
@@ -35,6 +36,7 @@ from ._common import (
     paint,
 )
 from .convert import _PREFETCH_AHEAD, _PREFETCH_BLOCK, _levels_float32_lanes
+from .minmax import _fold_store, _key_bounds, _lanes_block, _lanes_block8
 
 _ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _ROW_WHOLE = 1 << 14  # rows up to this long are converted whole, row after row (their float32 parameters stay in
@@ -1351,6 +1353,12 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
         ahead = _PREFETCH_AHEAD // x.itemsize
         for c in prange(n_parts):
             a0, a1 = _chunk_bounds(outer, n_parts, c, 1)
+            if mode == 0 and lut is None:  # a literal mode 0 (see _convert_tile)
+                _convert_tile(
+                    x, out, a0 * period, period, period, a1 - a0, lo_r, factor_r, lo_scaled_r, scale_r, nan_level,
+                    0, lo32, scale32, edge, ahead,
+                )  # fmt: skip
+                continue
             for a in range(a0, a1):
                 row = x[a * period : (a + 1) * period]
                 dest = out[a * period : (a + 1) * period]
@@ -1368,6 +1376,12 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
         for t in range(t0, t1):
             b0, b1 = t * _ROW_TILE, min(period, (t + 1) * _ROW_TILE)
             lo32, scale32 = _float32_params(lo_r, scale_r, b0, b1, edge)
+            if mode == 0 and lut is None:  # a literal mode 0 (see _convert_tile)
+                _convert_tile(
+                    x, out, b0, b1 - b0, period, outer, lo_r[b0:b1], factor_r[b0:b1], lo_scaled_r[b0:b1],
+                    scale_r[b0:b1], nan_level, 0, lo32, scale32, edge, period,
+                )  # fmt: skip
+                continue
             for a in range(outer):
                 base = a * period
                 _convert_row_to(
@@ -1375,3 +1389,134 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
                     lo_scaled_r[b0:b1], scale_r[b0:b1], nan_level, mode, lo32, scale32, edge, x,
                     base + period + b0, lut,
                 )  # fmt: skip
+
+
+# --- one-sided limits and conversion fused, for long rows -----------------------------------------------------
+
+_FUSED_WIDTH = 1 << 10  # columns per tile of minmax_convert_rows: 64 float32 rows of it are 256 KiB (in L2; 2048
+# and 4096 columns took 11.4 and 12.0 ms on 64×1024², 1024 took 10.9)
+
+
+@serial
+def _tile_terms(keys_lo, keys_hi, g0, run, given, upper_given, limits, lo_c, factor_c, lo_scaled_c, scale_c):
+    # The conversion terms of the groups of a tile from their key accumulators and the given limit, step for
+    # step as _engine.exact_limits, _engine.convert_pass and _levels.scale_terms make them (see
+    # minmax_convert_rows), expanded to the tile's columns. limits[q] = (lo, hi), NaN for an undefined group.
+    # Returns 0 (ordinary: every group factor 1 and 0 < scale < inf), 1 (some group has an empty range, scale
+    # inf) or 2 (some group needs a rescaled span: the caller takes the two passes).
+    state = 0
+    _fold_store(keys_lo, keys_hi, limits, 0, run, False)
+    one = given.size == 1
+    for q in range(keys_lo.size // run):
+        data_lo, data_hi = limits[q, 0], limits[q, 1]
+        empty = data_lo > data_hi  # no finite value: (inf, -inf)
+        limit = given[0] if one else given[g0 + q]
+        if upper_given:
+            lo, hi = (np.nan if empty else data_lo), limit
+        else:
+            lo, hi = limit, (np.nan if empty else data_hi)
+        if lo > hi:
+            hi = lo
+        if lo != lo or hi != hi:
+            limits[q, 0] = np.nan
+            terms_lo, span = 0.0, 0.0  # placeholders: the group's columns are overwritten with the NaN level
+        else:
+            limits[q, 0], limits[q, 1] = lo, hi
+            # hi == lo (0.0 and -0.0 too): the span is +0.0 and the scale +inf, as convert_pass makes them
+            terms_lo, span = lo, (0.0 if hi == lo else hi - lo)
+        if not (span > 0.0):
+            state = max(state, 1)
+        elif not (span < np.inf and span >= _MIN_PLAIN_SPAN):
+            state = 2
+        scale = 255.0 / span
+        for b in range(q * run, (q + 1) * run):
+            lo_c[b], factor_c[b], lo_scaled_c[b], scale_c[b] = terms_lo, 1.0, terms_lo * 1.0, scale
+    return state
+
+
+@inline
+def _convert_tile(
+    x, out, k0, n, period, outer, lo, factor, lo_scaled, scale, nan_level, mode, lo32, scale32, edge, ahead
+):
+    # convert_rows' loop over the rows of one tile of columns (k0 ... k0 + n), each row prefetching the row at
+    # `ahead` elements from it. Called with a literal mode 0 where it applies: with a mode only known at run time
+    # the loops of _convert_row did not vectorize as well (64×1024², fused: 15.1 -> 10.5 ms).
+    for a in range(outer):
+        base = a * period + k0
+        _convert_row(
+            x[base : base + n], out[base : base + n], lo, factor, lo_scaled, scale, nan_level, mode, lo32, scale32,
+            edge, x, base + ahead,
+        )  # fmt: skip
+
+
+@parallel
+def minmax_convert_rows(x, out, outer, n_groups, run, given, upper_given, nan_level, n_parts):
+    """One-sided limits and the conversion in one read of x, for long rows (per pixel across channels): the
+    fused form of finite_minmax_columns followed by convert_rows, for a whole (A, G, B) array.
+
+    upper_given: the upper limits are `given` ((G,) or (1,) float64) and the lower ones the groups' finite
+    minima; else the lower limits are given and the upper ones the finite maxima. A lower limit above the upper
+    one raises the upper one to it; a group without finite values (or with a NaN given limit) is undefined: its
+    elements become nan_level. The columns are cut into tiles of whole groups (about _FUSED_WIDTH columns); each
+    part reduces a tile over all rows, makes its groups' terms, and converts the tile while it is still in L2,
+    prefetching the part's next tile row by row as it goes.
+
+    Returns 2 when some group needs a rescaled span (span below _levels.MIN_PLAIN_SPAN or infinite; out is then
+    incomplete and the caller converts with the general terms), else 0.
+    """
+    period = n_groups * run
+    width = run * max(1, _FUSED_WIDTH // run)
+    n_tiles = (period + width - 1) // width
+    worst = np.zeros(n_parts, dtype=np.int64)
+    for c in prange(n_parts):
+        t0, t1 = _chunk_bounds(n_tiles, n_parts, c, 1)
+        none_lo, none_hi = _key_bounds(x[0])
+        keys_lo = np.full(width, none_lo)
+        keys_hi = np.full(width, none_hi)
+        lo_c = np.empty(width)
+        factor_c = np.empty(width)
+        lo_scaled_c = np.empty(width)
+        scale_c = np.empty(width)
+        limits = np.empty((width // run, 2))
+        for t in range(t0, t1):
+            k0 = t * width
+            n = min(period, k0 + width) - k0
+            lo_t, hi_t = keys_lo[:n], keys_hi[:n]
+            lo_t[:] = none_lo
+            hi_t[:] = none_hi
+            for a in range(0, outer - 7, 8):
+                _lanes_block8(x, a * period + k0, period, lo_t, hi_t)
+            for a in range(outer - outer % 8, outer):
+                _lanes_block(x[a * period + k0 : a * period + k0 + n], lo_t, hi_t)
+            tile_limits = limits[: n // run]
+            lo_n, factor_n, lo_scaled_n, scale_n = lo_c[:n], factor_c[:n], lo_scaled_c[:n], scale_c[:n]
+            state = _tile_terms(
+                lo_t, hi_t, k0 // run, run, given, upper_given, tile_limits, lo_n, factor_n, lo_scaled_n, scale_n
+            )
+            worst[c] = max(worst[c], state)
+            if state == 2:
+                continue
+            ahead = n if t + 1 < t1 else -x.size  # the part's next tile starts where this one ends (or nothing)
+            if state == 0 and nan_level == 0.0:
+                edge = float32_lane_edge(x, lo_n, factor_n, scale_n, nan_level)
+                lo32, scale32 = _float32_params(lo_n, scale_n, 0, n, edge)
+                _convert_tile(
+                    x, out, k0, n, period, outer, lo_n, factor_n, lo_scaled_n, scale_n, nan_level, 0, lo32,
+                    scale32, edge, ahead,
+                )  # fmt: skip
+            else:
+                mode = 2 if state == 1 else 1
+                lo32, scale32 = _float32_params(lo_n, scale_n, 0, n, np.float32(0.0))
+                _convert_tile(
+                    x, out, k0, n, period, outer, lo_n, factor_n, lo_scaled_n, scale_n, nan_level, mode, lo32,
+                    scale32, np.float32(0.0), ahead,
+                )  # fmt: skip
+            for q in range(n // run):
+                if tile_limits[q, 0] != tile_limits[q, 0]:
+                    for a in range(outer):
+                        base = a * period + k0 + q * run
+                        out[base : base + run] = np.uint8(nan_level)
+    state = 0
+    for c in range(n_parts):
+        state = max(state, worst[c])
+    return 2 if state == 2 else 0

@@ -9,7 +9,7 @@ from numba import prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import inline, parallel, serial
-from ._common import _FLUSH_BLOCKS, _chunk_bounds, load
+from ._common import _FLUSH_BLOCKS, _chunk_bounds, chunk_partials, load
 
 _LITTLE = sys.byteorder == "little"  # how the flag bytes sit in a word
 
@@ -111,7 +111,7 @@ def collect_lanes(x, low, high, lane_groups, base, dest, n_chunks, block):
     n_groups = base.shape[0]
     n_full = (x.size // lanes) * lanes
     coded = n_brackets <= 8
-    written = np.zeros((n_chunks, n_groups, n_brackets), dtype=np.int64)
+    written = chunk_partials(n_chunks, n_groups, n_brackets)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)
         member = np.zeros(block, dtype=np.uint8)
@@ -225,8 +225,8 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
     """
     n = x.size
     n_thr = thresholds.shape[1]
-    counts = np.zeros((n_chunks, n_groups, n_thr), dtype=np.int64)
-    written = np.zeros((n_chunks, n_groups, n_thr // 2), dtype=np.int64)
+    counts = chunk_partials(n_chunks, n_groups, n_thr)
+    written = chunk_partials(n_chunks, n_groups, n_thr // 2)
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         member = np.zeros(block, dtype=np.uint8)
@@ -326,7 +326,7 @@ def scan_lanes(x, thresholds, lane_groups, base, cap, dest, n_chunks, block):
     n_groups, n_pairs = base.shape
     n_full = (x.size // lanes) * lanes
     counts = np.zeros((n_chunks, n_thr, lanes), dtype=np.int64)
-    written = np.zeros((n_chunks, n_groups, n_pairs), dtype=np.int64)
+    written = chunk_partials(n_chunks, n_groups, n_pairs)
     n_bytes = block // 8 + lanes  # flag bytes of a block, with room for a partial group of eight rows
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n_full, n_chunks, c, lanes)

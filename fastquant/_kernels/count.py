@@ -6,7 +6,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import inline, parallel, serial
-from ._common import _FLUSH_BLOCKS, _chunk_bounds, load
+from ._common import _FLUSH_BLOCKS, _chunk_bounds, chunk_partials, load
 
 # --- counting against thresholds -------------------------------------------------------------------------------
 
@@ -42,7 +42,7 @@ def count_runs(x, start, n_groups, run, thresholds, n_chunks, block):
     """counts[c, g, t] = #{i in chunk c of group g : x[i] < thresholds[g, t]} (NaN never counts; x may be
     byte-swapped float32 words, see _common.load)."""
     n = x.size
-    counts = np.zeros((n_chunks, n_groups, thresholds.shape[1]), dtype=np.int64)
+    counts = chunk_partials(n_chunks, n_groups, thresholds.shape[1])
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         i = begin

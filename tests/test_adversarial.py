@@ -339,3 +339,36 @@ def test_global_limits_default_thresholds(name, numba_path):
         _check_conversion(x, percentiles, None, f"{name} n={n} {percentiles}")
     np.testing.assert_array_equal(fastquant.percentile(x, Q), numpy_percentile(x, Q), err_msg=name)
     _inputs.pop((name, n))  # 17-34 MB each
+
+
+@pytest.mark.parametrize("layout", ["planes", "lanes"])
+def test_exact_when_members_exceed_one_collection(layout, monkeypatch, sampling_sizes):
+    """Many percentiles of many groups: the brackets' members do not fit the cap at once, so they are
+    collected in batches, a pass each (not handed to the per-group sort of every group), and stay exact."""
+    lower(monkeypatch, max_candidates=1 << 20)
+    rng = np.random.default_rng(23)
+    shape, axis = ((24, *HW), (1, 2)) if layout == "planes" else ((*HW, 24), (0, 1))
+    x = rng.standard_normal(shape).astype(np.float32)
+    q = [1, 5, 25, 50, 75, 95, 99]
+    with fastquant._plan.recording() as trace:
+        result = fastquant.percentile(x, q, axis=axis, method="exact")
+    np.testing.assert_array_equal(result, numpy_percentile(x, q, axis=axis))
+    events = [event for event, _ in trace if event in ("bracket", "collect", "radix", "sort")]
+    assert events.count("collect") >= 2, trace
+    assert events[-1] == "bracket" and "sort" not in events and "radix" not in events, events
+    assert ("bracket", {"resolved": True}) in trace
+
+
+def test_bracket_larger_than_a_collection_goes_to_radix(monkeypatch, sampling_sizes):
+    """A group whose one bracket holds more members than a whole batch takes radix selection; the others are
+    still collected in batches, and every group is exact."""
+    lower(monkeypatch, max_candidates=1 << 17)  # a batch: 64 Ki members on 2 parts, 128 Ki on 1
+    rng = np.random.default_rng(29)
+    x = rng.standard_normal((4, *HW)).astype(np.float32)
+    x[2] = np.where(rng.random(HW) < 0.9, np.float32(0.5), x[2])  # 90 % ties: one bracket holds most of it
+    q = [1, 5, 25, 50, 75, 95, 99]
+    with fastquant._plan.recording() as trace:
+        result = fastquant.percentile(x, q, axis=(1, 2), method="exact")
+    np.testing.assert_array_equal(result, numpy_percentile(x, q, axis=(1, 2)))
+    assert ("radix", {"groups": [2]}) in trace, trace
+    assert [d for e, d in trace if e == "collect"], trace

@@ -246,7 +246,7 @@ class Collect(Pass):
                 dest = np.empty((parts, int((cap + 1).sum())), dtype=low.dtype)
                 _, scanned = k.scan_runs(
                     block.data, 0, lay.groups, lay.inner, bracket_thresholds(low, high), scan_base, cap, dest,
-                    parts, tun.scan_block // block.data.itemsize,
+                    parts, tun.scan_block // block.data.itemsize, False,
                 )  # fmt: skip
                 written = scanned[:, :, 1 : 1 + n_brackets]
                 region_base = scan_base[:, 1 : 1 + n_brackets]

@@ -214,19 +214,24 @@ def _gather_members(x, member, words, flagged, thresholds, row, base, cap, writt
 
 
 @parallel
-def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, block):
+def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, block, count=True):
     """Count and collect in one pass over runs of `run` elements that share a group.
 
     thresholds[g] holds (low, high) pairs padded to a multiple of six: pair 0 is (lowest finite, inf), the
     others are brackets. Returns counts[c, g, t] = #{x < thresholds[g, t]} over chunk c, and written[c, g, j]
     = #{low_j <= x < high_j}; chunk c copies up to cap[g, j] members of bracket j of group g to
     dest[c, base[g, j]:], a region of cap[g, j] + 1 slots. Counts and collected values do not depend on the
-    thread count. x may be byte-swapped float32 words (see _common.load).
+    thread count. x may be byte-swapped float32 words (see _common.load). With count False (a collecting pass,
+    whose counts are known), the runs of groups with no capacity are not read, and their counts are left 0.
     """
     n = x.size
     n_thr = thresholds.shape[1]
     counts = chunk_partials(n_chunks, n_groups, n_thr)
     written = chunk_partials(n_chunks, n_groups, n_thr // 2)
+    active = np.ones(n_groups, dtype=np.bool_)
+    if not count:
+        for g in range(n_groups):
+            active[g] = cap[g].sum() > 0
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         member = np.zeros(block, dtype=np.uint8)
@@ -238,6 +243,9 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run, i + block)
+            if not active[g]:
+                i = stop
+                continue
             piece = x[i:stop]
             for t in range(0, n_thr, 6):
                 _sweep_run(piece, thresholds[g], t, acc, member, t == 0)

@@ -284,6 +284,26 @@ def layout_cases(p: Profile) -> tuple[list[Case], list[Target]]:
         targets += [Target(name, mode, "floor", "<=", limits[mode], label=labels[mode]) for mode in MODES]
         refs = tuple(f"{m} reference" for m in MODES)
         targets.append(Target(name, tuple(MODES), refs, "<", 1.0, label="every mode faster than fastquant.reference"))
+    # Many percentiles of many groups: more bracket members than one collection holds (collected in batches)
+    nchw, many = (16, 16, 512 // p.shrink, 512 // p.shrink), [1, 5, 25, 50, 75, 95, 99]
+    name = f"percentiles {many} of N×C×H×W {'×'.join(map(str, nchw))}"
+    candidates = {
+        "fastquant": lambda d: fq.percentile(d["x"], many, axis=(2, 3), method="exact"),
+        "numpy.percentile": lambda d: np.percentile(d["x"], many, axis=(2, 3)),
+    }
+
+    def same_as_numpy(d):
+        same = np.array_equal(
+            fq.percentile(d["x"], many, axis=(2, 3), method="exact"), np.percentile(d["x"], many, axis=(2, 3))
+        )
+        return same, "== numpy.percentile" if same else "!= numpy.percentile"
+
+    setup = lambda: {"x": standard_normal(nchw)}  # noqa: E731
+    title = f'{name}, axis=(2, 3), method="exact"'
+    cases.append(
+        Case(name, "layouts", title, setup, candidates, checks={"same values": same_as_numpy}, timing="rounds")
+    )
+    targets.append(Target(name, "fastquant", "numpy.percentile", "<", 1.0))
     for shape, axis in (((8192 // p.shrink,) * 2, None), ((21, 1024 // p.shrink, 1024 // p.shrink), (1, 2))):
         name = f"byte-swapped {'×'.join(map(str, shape))}"
         candidates = {}

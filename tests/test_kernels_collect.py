@@ -1,7 +1,7 @@
-"""The lane-pattern collecting kernels (fastquant._kernels.collect.collect_lanes, and scan_lanes, which counts
+"""The collecting kernels (fastquant._kernels.collect: collect_lanes, and scan_lanes and scan_runs, which count
 too) against NumPy: every member of every bracket (as a multiset: the selection among them does not depend on
-their order), whatever the part count, block length, bracket count or overlap; scan_lanes's counts below each
-threshold, and its regions capped (a full region keeps counting)."""
+their order), whatever the part count, block length, bracket count or overlap; the counts below each threshold,
+and regions capped (a full region keeps counting)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from fastquant._kernels.collect import collect_lanes, scan_lanes
+from fastquant._kernels import collect
+from fastquant._kernels.collect import collect_lanes, scan_lanes, scan_runs
 
 # (groups, inner, lane multiple, brackets): one bracket, two (the usual), three, eight (the widest coded flag) and
 # nine (past the coded flags: membership is tested again)
@@ -100,6 +101,81 @@ def test_scan_lanes_counts_and_gathers_every_member(case, parts, dtype):
     lane = np.arange(n) % lanes
     n_thr = thresholds.shape[0]
     below = np.stack([np.bincount(lane, weights=x < thresholds[t, lane], minlength=lanes) for t in range(n_thr)])
+    np.testing.assert_array_equal(counts.sum(axis=0), below)
+    assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
+    for g in range(groups):
+        for p in range(1, n_pairs):
+            if np.any(written[:, g, p] > cap[g, p]):
+                assert (g, p) == (0, 1), "only the small region overflows"
+                continue
+            got = np.concatenate([dest[c, base[g, p] : base[g, p] + written[c, g, p]] for c in range(parts)])
+            np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][p]))
+
+
+# (groups, inner run, brackets) for scan_runs; per group, the brackets are disjoint (each member's pair is found
+# and it is stored there alone) or overlap (every member is copied to every pair that holds it)
+RUNS_CASES = [(1, 5000, 2), (3, 700, 2), (4, 300, 7), (6, 1000, 1), (2, 64, 0)]
+
+
+def _runs_thresholds(rng, groups, n_brackets, overlapping):
+    """bracket_thresholds-shaped (G, T): pair 0 (lowest finite, inf), the brackets, (inf, inf) to a multiple of 6;
+    the groups in `overlapping` get brackets that share values, the others disjoint ones (some empty)."""
+    pad = (-(2 + 2 * n_brackets)) % 6
+    rows = []
+    for g in range(groups):
+        if g in overlapping:
+            low = rng.uniform(-2.0, 1.0, n_brackets)
+            high = low + rng.uniform(0.3, 1.5, n_brackets)
+            low[0], high[0] = min(low[0], low[-1] - 0.1), max(high[0], low[-1] + 0.5)  # holds the last's low edge
+        else:
+            edges = np.sort(rng.uniform(-2.5, 2.5, 2 * n_brackets))
+            low, high = edges[0::2], edges[1::2]
+            if n_brackets > 2:
+                low[1] = high[1] = np.inf  # an empty bracket between others (as a batch of collect leaves it)
+            order = rng.permutation(n_brackets)  # in no particular order
+            low, high = low[order], high[order]
+        pairs = np.stack([low, high], axis=1).reshape(-1)
+        rows.append(np.concatenate([[np.finfo(np.float32).min, np.inf], pairs, np.full(pad, np.inf)]))
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize("case", RUNS_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_scan_runs_counts_and_gathers_every_member(case, parts):
+    groups, run, n_brackets = case
+    rng = np.random.default_rng(abs(hash((case, parts))) % 2**32)
+    outer = int(rng.integers(2, 5))
+    n = outer * groups * run
+    x = rng.standard_normal(n).astype(np.float32)
+    x[rng.integers(0, n, n // 50)] = np.nan
+    x[rng.integers(0, n, 5)] = -np.inf
+    x[rng.integers(0, n, n // 20)] = np.float32(0.5)  # ties, some at a bracket edge below
+    overlapping = set(range(1, groups, 2)) if n_brackets > 1 else set()
+    thresholds = _runs_thresholds(rng, groups, n_brackets, overlapping)
+    if n_brackets:
+        thresholds[0, 2] = np.float32(0.5)  # a bracket's low edge on the tied value
+    assert [collect._disjoint_pairs(thresholds[g]) for g in range(groups)] == [
+        g not in overlapping for g in range(groups)
+    ]  # both gathers run
+    n_pairs = thresholds.shape[1] // 2
+    group_of = (np.arange(n) // run) % groups
+    sizes = np.zeros((groups, n_pairs), dtype=np.int64)
+    expected = [[None] * n_pairs for _ in range(groups)]
+    for g in range(groups):
+        xs = x[group_of == g]
+        for p in range(n_pairs):
+            expected[g][p] = xs[(xs >= thresholds[g, 2 * p]) & (xs < thresholds[g, 2 * p + 1])]
+            sizes[g, p] = expected[g][p].size
+    cap = sizes.copy()
+    cap[:, 0] = 0
+    if n_brackets:
+        cap[0, 1] = sizes[0, 1] // 3  # too small in every part: it overflows, and keeps counting
+    base = np.zeros_like(cap)
+    base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
+    dest = np.full((parts, int((cap + 1).sum())), -7.0, dtype=np.float32)
+    block = 8 * int(rng.integers(12, 400))  # flag bytes are read as words of eight
+    counts, written = scan_runs(x, 0, groups, run, thresholds, base, cap, dest, parts, block)
+    below = np.stack([(x[group_of == g][:, None] < thresholds[g]).sum(axis=0) for g in range(groups)])
     np.testing.assert_array_equal(counts.sum(axis=0), below)
     assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
     for g in range(groups):

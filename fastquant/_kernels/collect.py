@@ -213,6 +213,46 @@ def _gather_members(x, member, words, flagged, thresholds, row, base, cap, writt
                 written[j] = k + ((v >= thresholds[2 * j]) & (v < thresholds[2 * j + 1]))
 
 
+@serial
+def _gather_coded(x, member, words, flagged, thresholds, row, base, cap, written):
+    # _gather_members for a group whose brackets are disjoint (an element is in one at most): the member's pair
+    # is found branch-free (the sum of j over the pairs that hold it) and the member stored to that pair alone,
+    # where _gather_members stores to every pair and advances each (7 percentiles of 16×16×512²: the
+    # collection passes 133 -> 100 ms). Members land in the order of their positions, as there.
+    n_flagged = _flagged_words(words, x.size, flagged)
+    n_pairs = thresholds.size // 2
+    for f in range(n_flagged):
+        w = flagged[f]
+        bits = words[w]
+        while bits != 0:
+            i, bits = _lowest_flag(bits, w)
+            if i >= x.size:  # a stale flag past the piece's end
+                continue
+            v = load(x, i)
+            p = 0
+            for j in range(1, n_pairs):
+                p += j * ((v >= thresholds[2 * j]) & (v < thresholds[2 * j + 1]))
+            k = written[p]
+            row[base[p] + min(k, cap[p])] = v
+            written[p] = k + 1
+
+
+@serial
+def _disjoint_pairs(thresholds):
+    # Whether the non-empty (low < high) pairs from 1 on overlap nowhere (ties at a bracket edge can make two
+    # proposed brackets share a value)
+    n_pairs = thresholds.size // 2
+    for a in range(1, n_pairs):
+        lo_a, hi_a = thresholds[2 * a], thresholds[2 * a + 1]
+        if not lo_a < hi_a:
+            continue
+        for b in range(a + 1, n_pairs):
+            lo_b, hi_b = thresholds[2 * b], thresholds[2 * b + 1]
+            if lo_b < hi_b and lo_a < hi_b and lo_b < hi_a:
+                return False
+    return True
+
+
 @parallel
 def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, block, count=True):
     """Count and collect in one pass over runs of `run` elements that share a group.
@@ -229,9 +269,11 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
     counts = chunk_partials(n_chunks, n_groups, n_thr)
     written = chunk_partials(n_chunks, n_groups, n_thr // 2)
     active = np.ones(n_groups, dtype=np.bool_)
-    if not count:
-        for g in range(n_groups):
+    coded = np.empty(n_groups, dtype=np.bool_)
+    for g in range(n_groups):
+        if not count:
             active[g] = cap[g].sum() > 0
+        coded[g] = _disjoint_pairs(thresholds[g])
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
         member = np.zeros(block, dtype=np.uint8)
@@ -249,7 +291,10 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
             piece = x[i:stop]
             for t in range(0, n_thr, 6):
                 _sweep_run(piece, thresholds[g], t, acc, member, t == 0)
-            _gather_members(piece, member, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g])
+            if coded[g]:
+                _gather_coded(piece, member, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g])
+            else:
+                _gather_members(piece, member, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g])
             counts[c, g] += acc
             acc[:] = 0
             i = stop

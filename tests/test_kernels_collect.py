@@ -57,6 +57,20 @@ def test_collect_lanes_gathers_every_member(case, parts):
             np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][k]))
 
 
+def assert_regions(written, dest, base, cap, sizes, expected) -> None:
+    """Every pair from 1 on of every group wrote its members (a multiset, over the parts' rows of dest), except
+    region (0, 1), the one made too small, which overflowed and kept counting."""
+    parts, groups, n_pairs = written.shape
+    assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
+    for g in range(groups):
+        for p in range(1, n_pairs):
+            if np.any(written[:, g, p] > cap[g, p]):
+                assert (g, p) == (0, 1), "only the small region overflows"
+                continue
+            got = np.concatenate([dest[c, base[g, p] : base[g, p] + written[c, g, p]] for c in range(parts)])
+            np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][p]))
+
+
 # (groups, inner, lane multiple, brackets) for scan_lanes: none (pair 0 alone), one, two (the usual), three
 SCAN_CASES = [(1, 1, 1, 2), (3, 1, 1, 0), (21, 1, 1, 2), (5, 3, 2, 3), (2, 5, 1, 1), (128, 1, 4, 2)]
 
@@ -102,14 +116,7 @@ def test_scan_lanes_counts_and_gathers_every_member(case, parts, dtype):
     n_thr = thresholds.shape[0]
     below = np.stack([np.bincount(lane, weights=x < thresholds[t, lane], minlength=lanes) for t in range(n_thr)])
     np.testing.assert_array_equal(counts.sum(axis=0), below)
-    assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
-    for g in range(groups):
-        for p in range(1, n_pairs):
-            if np.any(written[:, g, p] > cap[g, p]):
-                assert (g, p) == (0, 1), "only the small region overflows"
-                continue
-            got = np.concatenate([dest[c, base[g, p] : base[g, p] + written[c, g, p]] for c in range(parts)])
-            np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][p]))
+    assert_regions(written, dest, base, cap, sizes, expected)
 
 
 # (groups, inner run, brackets) for scan_runs; per group, the brackets are disjoint (each member's pair is found
@@ -177,11 +184,4 @@ def test_scan_runs_counts_and_gathers_every_member(case, parts):
     counts, written = scan_runs(x, 0, groups, run, thresholds, base, cap, dest, parts, block)
     below = np.stack([(x[group_of == g][:, None] < thresholds[g]).sum(axis=0) for g in range(groups)])
     np.testing.assert_array_equal(counts.sum(axis=0), below)
-    assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
-    for g in range(groups):
-        for p in range(1, n_pairs):
-            if np.any(written[:, g, p] > cap[g, p]):
-                assert (g, p) == (0, 1), "only the small region overflows"
-                continue
-            got = np.concatenate([dest[c, base[g, p] : base[g, p] + written[c, g, p]] for c in range(parts)])
-            np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][p]))
+    assert_regions(written, dest, base, cap, sizes, expected)

@@ -301,3 +301,30 @@ def test_select_segments_with_intervals_near_the_collection_room(dtype, where):
         found = groups.select_segments(values.copy(), starts, lengths, ranks, n_parts)
         for s, seg in enumerate(segments):
             np.testing.assert_array_equal(found[s], np.sort(seg)[ranks[s]], err_msg=f"segment {s}, {seg.size}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 1000, 8192, 8200])
+def test_collect_two_keeps_each_intervals_members_in_order(dtype, n):
+    # The members of [l0, u0) to the low part and of [l1, u1) to the high part, each in input order, whatever
+    # their density (blocks of 64 without members are skipped, members of the others found through a bit mask)
+    # and where they fall (the tail after the last whole block, a block's first and last value), ties on the
+    # edges included; an infinite empty second interval collects nothing.
+    rng = np.random.default_rng([n, np.dtype(dtype).itemsize])
+    v = np.round(rng.standard_normal(n), 2).astype(dtype)
+    v[0] = v[-1] = 0.5
+    part = np.full(n + 1, np.nan, dtype=dtype)
+    other = np.full(n + 1, np.nan, dtype=dtype)
+    for l0, u0, l1, u1 in [
+        (-0.3, 0.5, 1.0, 1.2),
+        (-9.0, 0.0, 0.0, 9.0),
+        (0.5, 0.51, np.inf, np.inf),
+        (2.0, 2.0, 3.0, 2.0),
+    ]:
+        l0, u0, l1, u1 = (np.array(e, dtype=dtype)[()] for e in (l0, u0, l1, u1))
+        c0, c1 = groups._collect_two(v, n, l0, u0, l1, u1, part, other)
+        low = v[(v >= l0) & (v < u0)]
+        high = v[(v >= l1) & (v < u1)]
+        assert (c0, c1) == (low.size, high.size)
+        np.testing.assert_array_equal(part[:c0], low)
+        np.testing.assert_array_equal(other[:c1], high)

@@ -328,3 +328,25 @@ def test_collect_two_keeps_each_intervals_members_in_order(dtype, n):
         assert (c0, c1) == (low.size, high.size)
         np.testing.assert_array_equal(part[:c0], low)
         np.testing.assert_array_equal(other[:c1], high)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant", "descending"])
+def test_sorted_count_sample_is_the_sorted_strided_sample(dtype, kind):
+    # The counted selection's sample (ranked by one vectorized count per value, ties ordered by position) is the
+    # strided sample sorted.
+    s = groups._COUNT_SAMPLE
+    rng = np.random.default_rng([s, np.dtype(dtype).itemsize, len(kind)])
+    for n in (1024, 3000, 8192):
+        v = rng.standard_normal(n)
+        if kind == "ties":
+            v = np.round(v)
+        elif kind == "constant":
+            v[:] = -0.5
+        elif kind == "descending":
+            v = np.sort(v)[::-1].copy()
+        v = v.astype(dtype)
+        sample = np.full(groups._COUNT_SAMPLE + groups._BRACKET_SAMPLE, np.nan, dtype=dtype)
+        groups._sorted_count_sample(v, n, sample)
+        strided = v[((2 * np.arange(s) + 1) * n) // (2 * s)]
+        np.testing.assert_array_equal(sample[:s], np.sort(strided))

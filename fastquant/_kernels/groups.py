@@ -37,7 +37,7 @@ from ._common import (
     paint,
 )
 from .convert import _PREFETCH_AHEAD, _PREFETCH_BLOCK, _levels_float32_lanes
-from .minmax import _fold_store, _key_bounds, _lanes_block, _lanes_block8
+from .minmax import _fold_store, _key_bounds, _lanes_block, _lanes_side_block8
 
 _ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _ROW_WHOLE = 1 << 14  # rows up to this long are converted whole, row after row (their float32 parameters stay in
@@ -1448,7 +1448,8 @@ def _tile_terms(keys_lo, keys_hi, g0, run, given, upper_given, limits, lo_c, fac
     one = given.size == 1
     for q in range(keys_lo.size // run):
         data_lo, data_hi = limits[q, 0], limits[q, 1]
-        empty = data_lo > data_hi  # no finite value: (inf, -inf)
+        # no finite value: (inf, -inf); only the side that is not given is reduced
+        empty = (data_lo == np.inf) if upper_given else (data_hi == -np.inf)
         limit = given[0] if one else given[g0 + q]
         if upper_given:
             lo, hi = (np.nan if empty else data_lo), limit
@@ -1523,8 +1524,9 @@ def minmax_convert_rows(x, out, outer, n_groups, run, given, upper_given, nan_le
             lo_t, hi_t = keys_lo[:n], keys_hi[:n]
             lo_t[:] = none_lo
             hi_t[:] = none_hi
+            # only the side that is not given (64×1024²: 12.5-13.3 -> 12.3-12.5 ms)
             for a in range(0, outer - 7, 8):
-                _lanes_block8(x, a * period + k0, period, lo_t, hi_t)
+                _lanes_side_block8(x, a * period + k0, period, lo_t if upper_given else hi_t, upper_given)
             for a in range(outer - outer % 8, outer):
                 _lanes_block(x[a * period + k0 : a * period + k0 + n], lo_t, hi_t)
             tile_limits = limits[: n // run]

@@ -86,21 +86,6 @@ def _is_float32_overload(x):
 
 
 @intrinsic
-def lowest_bit(typingctx, word):
-    # The index of the lowest set bit of a nonzero uint64 (llvm.cttz: one tzcnt).
-    if word != types.uint64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        i64 = ir.IntType(64)
-        decl = ir.FunctionType(i64, [i64, ir.IntType(1)])
-        cttz = cgutils.get_or_insert_function(builder.module, decl, "llvm.cttz.i64")
-        return builder.call(cttz, [args[0], ir.Constant(ir.IntType(1), 1)])
-
-    return types.uint64(types.uint64), codegen
-
-
-@intrinsic
 def _prefetch(typingctx, arr, index):
     # llvm.prefetch (read, high locality, data cache) of the cache line that holds arr[index].
     def codegen(context, builder, sig, args):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import inline, parallel, serial
 from .._levels import MIN_PLAIN_SPAN as _MIN_PLAIN_SPAN
@@ -33,7 +34,6 @@ from ._common import (
     _level_clamped_nan,
     _prefetch_span,
     float32_lane_edge,
-    lowest_bit,
     paint,
 )
 from .convert import _PREFETCH_AHEAD, _PREFETCH_BLOCK, _levels_float32_lanes
@@ -766,7 +766,7 @@ def _collect_two(v, n, l0, u0, l1, u1, low_part, high_part):
                 t = v[i + j]
                 mask |= np.uint64(((t >= l0) & (t < u0)) | ((t >= l1) & (t < u1))) << np.uint64(j)
             while mask:
-                t = v[i + lowest_bit(mask)]
+                t = v[i + trailing_zeros(mask)]
                 if (t >= l0) & (t < u0):
                     low_part[d0] = t
                     d0 += 1

@@ -43,6 +43,10 @@ class Tuning:
     lane_min_sample: int = 1 << 15  # the same for lane patterns, whose members cost more to gather (scattered
     # one or two per word of flags). Exact limits, alternated in one process, min of 7: H×W×C 1024²×128 74.9 ms
     # with 2**14, 71.6 with 2**15, 82.1 with 2**16; H×W×C 2048²×21 43.9, 41.0, 38.6
+    lane_sample_stride: int = 32  # and larger lane groups sample one element in this many, up to lane_max_sample
+    lane_max_sample: int = 1 << 17  # per group: H×W×C 2048²×21 exact (groups of 2**22) 44.1-45.6 -> 35.9-36.8 ms
+    # with 2**17 instead of 2**15; H×W×C 1024²×128 (2**20: 2**15 either way) as before; 4096²×3 (2**24: 2**17
+    # instead of 2**16) 17.2-18.5 ms either way
     min_bracket_stride: int = 16  # groups too small for a sample this sparse skip the bracket step
     approx_sample: int = 1 << 19  # about this many sampled elements per group propose approximate limits. With
     # 2**18 the proof window of a limit of iid normal data lies 2.8 sigma of the estimate away, so a call with 21
@@ -130,7 +134,9 @@ class Layout:
         if stride < max(tuning.min_bracket_stride, 1):
             return 0
         if self.lane_count(tuning):  # denser: narrower brackets, fewer members to gather (see lane_min_sample)
-            stride = max(tuning.min_bracket_stride, min(stride, self.group_size // max(tuning.lane_min_sample, 1)))
+            target = self.group_size // max(tuning.lane_sample_stride, 1)
+            target = min(max(target, tuning.lane_min_sample), tuning.lane_max_sample)
+            stride = max(tuning.min_bracket_stride, min(stride, self.group_size // max(target, 1)))
         return stride
 
     def lane_count(self, tuning: Tuning) -> int:

@@ -235,64 +235,67 @@ def _lanes_block(xs, lo, hi):
 
 
 @inline
+def _rows8(x, base, stride, lanes):
+    # The eight blocks of lanes at base + k * stride (k < 8).
+    return (
+        x[base : base + lanes],
+        x[base + stride : base + stride + lanes],
+        x[base + 2 * stride : base + 2 * stride + lanes],
+        x[base + 3 * stride : base + 3 * stride + lanes],
+        x[base + 4 * stride : base + 4 * stride + lanes],
+        x[base + 5 * stride : base + 5 * stride + lanes],
+        x[base + 6 * stride : base + 6 * stride + lanes],
+        x[base + 7 * stride : base + 7 * stride + lanes],
+    )
+
+
+@inline
+def _min8(v0, v1, v2, v3, v4, v5, v6, v7):
+    # The smallest min key of eight values, as a tree of independent operations.
+    m01 = _umin(_min_key(v0), _min_key(v1))
+    m23 = _umin(_min_key(v2), _min_key(v3))
+    m45 = _umin(_min_key(v4), _min_key(v5))
+    m67 = _umin(_min_key(v6), _min_key(v7))
+    return _umin(_umin(m01, m23), _umin(m45, m67))
+
+
+@inline
+def _max8(v0, v1, v2, v3, v4, v5, v6, v7):
+    # The largest max key of eight values, as a tree of independent operations.
+    n01 = _umax(_max_key(v0), _max_key(v1))
+    n23 = _umax(_max_key(v2), _max_key(v3))
+    n45 = _umax(_max_key(v4), _max_key(v5))
+    n67 = _umax(_max_key(v6), _max_key(v7))
+    return _umax(_umax(n01, n23), _umax(n45, n67))
+
+
+@inline
 def _lanes_block8(x, base, stride, lo, hi):
     # Eight blocks (at base + k * stride) per pass over the accumulators: an eighth of the accumulator loads and
     # stores per element, and a reduction tree of independent vector operations (1.4x faster than one block per
     # pass on H×W×21).
-    lanes = lo.size
-    x0 = x[base : base + lanes]
-    x1 = x[base + stride : base + stride + lanes]
-    x2 = x[base + 2 * stride : base + 2 * stride + lanes]
-    x3 = x[base + 3 * stride : base + 3 * stride + lanes]
-    x4 = x[base + 4 * stride : base + 4 * stride + lanes]
-    x5 = x[base + 5 * stride : base + 5 * stride + lanes]
-    x6 = x[base + 6 * stride : base + 6 * stride + lanes]
-    x7 = x[base + 7 * stride : base + 7 * stride + lanes]
-    for j in range(lanes):
+    x0, x1, x2, x3, x4, x5, x6, x7 = _rows8(x, base, stride, lo.size)
+    for j in range(lo.size):
         v0, v1, v2, v3 = load(x0, j), load(x1, j), load(x2, j), load(x3, j)
         v4, v5, v6, v7 = load(x4, j), load(x5, j), load(x6, j), load(x7, j)
-        m01 = _umin(_min_key(v0), _min_key(v1))
-        m23 = _umin(_min_key(v2), _min_key(v3))
-        m45 = _umin(_min_key(v4), _min_key(v5))
-        m67 = _umin(_min_key(v6), _min_key(v7))
-        n01 = _umax(_max_key(v0), _max_key(v1))
-        n23 = _umax(_max_key(v2), _max_key(v3))
-        n45 = _umax(_max_key(v4), _max_key(v5))
-        n67 = _umax(_max_key(v6), _max_key(v7))
-        lo[j] = _umin(lo[j], _umin(_umin(m01, m23), _umin(m45, m67)))
-        hi[j] = _umax(hi[j], _umax(_umax(n01, n23), _umax(n45, n67)))
+        lo[j] = _umin(lo[j], _min8(v0, v1, v2, v3, v4, v5, v6, v7))
+        hi[j] = _umax(hi[j], _max8(v0, v1, v2, v3, v4, v5, v6, v7))
 
 
 @inline
 def _lanes_side_block8(x, base, stride, keys, low):
     # _lanes_block8 for one side: the min keys (low) or the max keys into `keys`, when the other limit is given.
-    lanes = keys.size
-    x0 = x[base : base + lanes]
-    x1 = x[base + stride : base + stride + lanes]
-    x2 = x[base + 2 * stride : base + 2 * stride + lanes]
-    x3 = x[base + 3 * stride : base + 3 * stride + lanes]
-    x4 = x[base + 4 * stride : base + 4 * stride + lanes]
-    x5 = x[base + 5 * stride : base + 5 * stride + lanes]
-    x6 = x[base + 6 * stride : base + 6 * stride + lanes]
-    x7 = x[base + 7 * stride : base + 7 * stride + lanes]
+    x0, x1, x2, x3, x4, x5, x6, x7 = _rows8(x, base, stride, keys.size)
     if low:
-        for j in range(lanes):
+        for j in range(keys.size):
             v0, v1, v2, v3 = load(x0, j), load(x1, j), load(x2, j), load(x3, j)
             v4, v5, v6, v7 = load(x4, j), load(x5, j), load(x6, j), load(x7, j)
-            m01 = _umin(_min_key(v0), _min_key(v1))
-            m23 = _umin(_min_key(v2), _min_key(v3))
-            m45 = _umin(_min_key(v4), _min_key(v5))
-            m67 = _umin(_min_key(v6), _min_key(v7))
-            keys[j] = _umin(keys[j], _umin(_umin(m01, m23), _umin(m45, m67)))
+            keys[j] = _umin(keys[j], _min8(v0, v1, v2, v3, v4, v5, v6, v7))
     else:
-        for j in range(lanes):
+        for j in range(keys.size):
             v0, v1, v2, v3 = load(x0, j), load(x1, j), load(x2, j), load(x3, j)
             v4, v5, v6, v7 = load(x4, j), load(x5, j), load(x6, j), load(x7, j)
-            n01 = _umax(_max_key(v0), _max_key(v1))
-            n23 = _umax(_max_key(v2), _max_key(v3))
-            n45 = _umax(_max_key(v4), _max_key(v5))
-            n67 = _umax(_max_key(v6), _max_key(v7))
-            keys[j] = _umax(keys[j], _umax(_umax(n01, n23), _umax(n45, n67)))
+            keys[j] = _umax(keys[j], _max8(v0, v1, v2, v3, v4, v5, v6, v7))
 
 
 @serial

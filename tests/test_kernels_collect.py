@@ -185,3 +185,106 @@ def test_scan_runs_counts_and_gathers_every_member(case, parts):
     below = np.stack([(x[group_of == g][:, None] < thresholds[g]).sum(axis=0) for g in range(groups)])
     np.testing.assert_array_equal(counts.sum(axis=0), below)
     assert_regions(written, dest, base, cap, sizes, expected)
+
+
+def _quantile_brackets(x, share, dtype):
+    """Two disjoint brackets around the 5th and 95th percentiles of x holding about `share` of it each."""
+    finite = np.sort(x[np.isfinite(x)])
+    edges = [finite[int(q * (finite.size - 1))] for q in (0.05 - share / 2, 0.05 + share / 2, 0.95 - share / 2)]
+    edges.append(finite[int((0.95 + share / 2) * (finite.size - 1))])
+    return np.array(edges, dtype=dtype)
+
+
+# member shares of each of two brackets: below, between and above the shares where scan_runs changes its sweep
+# (compress skipping empty vectors, flags and gather, compress of every vector: collect._density)
+SHARES = [0.0004, 0.004, 0.03]
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("share", SHARES)
+@pytest.mark.parametrize("dtype", ["float32", "float64", ">f4"])
+def test_scan_runs_collects_the_same_members_at_every_density(dtype, share, parts):
+    """scan_runs against NumPy over pieces of every member density, native float32 and float64 (the compress
+    sweeps where the CPU has AVX-512) and byte-swapped words (flags and gather): the counts, every member, a
+    region that overflows and keeps counting, and a pair with no capacity, which is counted only."""
+    rng = np.random.default_rng([SHARES.index(share), parts, len(dtype)])
+    groups, run, outer = 3, 20011, 2  # runs not a multiple of the vector width or of the block
+    n = outer * groups * run
+    kernel_dtype = np.float64 if dtype == "float64" else np.float32
+    x = rng.standard_normal(n).astype(kernel_dtype)
+    x[rng.integers(0, n, n // 100)] = np.nan
+    x[rng.integers(0, n, 7)] = np.inf
+    x[rng.integers(0, n, 7)] = -np.inf
+    group_of = (np.arange(n) // run) % groups
+    thresholds = np.full((groups, 12), np.inf, dtype=kernel_dtype)  # two sweeps of three pairs
+    thresholds[:, 0] = np.finfo(kernel_dtype).min
+    for g in range(groups):
+        edges = _quantile_brackets(x[group_of == g], share, kernel_dtype)
+        thresholds[g, 2:6] = edges
+        thresholds[g, 6:8] = edges[2], (edges[2] + edges[3]) / 2  # inside the second (a member goes to both)
+    n_pairs = 6
+    sizes = np.zeros((groups, n_pairs), dtype=np.int64)
+    expected = [[None] * n_pairs for _ in range(groups)]
+    for g in range(groups):
+        xs = x[group_of == g]
+        for p in range(n_pairs):
+            expected[g][p] = xs[(xs >= thresholds[g, 2 * p]) & (xs < thresholds[g, 2 * p + 1])]
+            sizes[g, p] = expected[g][p].size
+    cap = sizes.copy()
+    cap[:, 0] = 0
+    cap[0, 1] = sizes[0, 1] // 3  # overflows in every part
+    cap[1, 3] = 0  # counted, not collected
+    base = np.zeros_like(cap)
+    base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
+    dest = np.full((parts, int((cap + 1).sum())), -7.0, dtype=kernel_dtype)
+    data = x.astype(">f4").view(np.uint32) if dtype == ">f4" else x
+    counts, written = scan_runs(data, 0, groups, run, thresholds, base, cap, dest, parts, 4096)
+    # the pieces' member share (2.5 brackets' worth) picks the sweep this case is named for
+    found = int(sizes[:, 1:].sum() / (n - n // 100) * 4096)
+    assert collect._density(found, 4096) == {0.0004: collect._SPARSE, 0.004: collect._MIDDLE}.get(share, collect._DENSE)
+    below = np.stack([(x[group_of == g][:, None] < thresholds[g]).sum(axis=0) for g in range(groups)])
+    np.testing.assert_array_equal(counts.sum(axis=0), below)
+    assert written.sum(axis=0)[:, 1:].tolist() == sizes[:, 1:].tolist()
+    assert sizes[0, 1] > 0 and np.all(written[:, 0, 1] > cap[0, 1])
+    for g in range(groups):
+        for p in range(1, n_pairs):
+            if cap[g, p] == 0 or (g, p) == (0, 1):
+                continue
+            got = np.concatenate([dest[c, base[g, p] : base[g, p] + written[c, g, p]] for c in range(parts)])
+            np.testing.assert_array_equal(np.sort(got), np.sort(expected[g][p]))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compress_sweep_counts_and_packs_members_in_order(dtype, sparse):
+    """The AVX-512 sweep alone: the counts of its whole vectors, each collected pair's members in the order of
+    their positions, whole-vector stores while they fit and the sink once a region is full."""
+    import numba
+
+    from fastquant._kernels import _compress
+
+    if not _compress.HAS_COMPRESS:
+        pytest.skip("the CPU the kernels are compiled for has no AVX-512F")
+    sweep = numba.njit(
+        lambda x, thr, t, acc, row, pos, last, sparse: _compress.compress_sweep(x, thr, t, acc, row, pos, last, sparse)
+    )
+    rng = np.random.default_rng([int(sparse), len(dtype)])
+    x = rng.standard_normal(1000 + 7).astype(dtype)  # a tail the sweep leaves
+    x[rng.integers(0, x.size, 20)] = np.nan
+    thresholds = np.array([-0.5, 0.5, -1.0, 0.0, 1.2, 1.3, 9.0, 9.0], dtype=dtype)  # t = 2: pairs 1-3
+    lanes = 64 // x.itemsize
+    done = x.size // lanes * lanes
+    members = [x[:done][(x[:done] >= thresholds[2 + 2 * p]) & (x[:done] < thresholds[3 + 2 * p])] for p in range(3)]
+    tight = members[0].size // 2  # pair 1 overflows its region (the last slot is the sink)
+    start = np.array([0, tight + 1, 4000], dtype=np.int64)
+    last = np.array([tight, start[1] + members[1].size + 20, -1], dtype=np.int64)  # pair 3: not collected
+    row = np.full(4200, -7.0, dtype=dtype)
+    acc = np.array([5, 0, 0, 0, 0, 0, 0, 0], dtype=np.int32)
+    pos = start.copy()
+    assert sweep(x, thresholds, 2, acc, row, pos, last, sparse) == done
+    below = (x[:done, None] < thresholds[2:]).sum(axis=0)
+    assert acc.tolist() == [5, 0, *below.tolist()]
+    assert pos.tolist() == [members[0].size, start[1] + members[1].size, start[2]]
+    np.testing.assert_array_equal(row[:tight], members[0][:tight])
+    np.testing.assert_array_equal(row[start[1] : pos[1]], members[1])
+    assert np.all(row[start[2] :] == -7.0)  # nothing stored for an uncollected pair

@@ -48,6 +48,39 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
+def part_regions(layout: Layout, parts: int, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The regions of scan_runs's parts over a whole runs-layout array: part c has room `cap` for the groups its
+    elements hold and none for the others (one plane in 256: half the memory of room for every group in every
+    part). Returns cap (parts, G, P), base (parts, G, P) into the part's row of dest (each region has a sink slot
+    past its cap) and the rows' width. A part that meets a group it has no room for counts it and overflows, so
+    that its members are collected again: a wrong guess costs a pass, never a wrong answer."""
+    from ._kernels._common import _chunk_bounds
+
+    n = layout.outer * layout.groups * layout.inner
+    per_part = np.zeros((parts,) + cap.shape, dtype=np.int64)
+    for c in range(parts):
+        begin, end = _chunk_bounds(n, parts, c, 1)
+        if end <= begin:
+            continue
+        first, last = begin // layout.inner, (end - 1) // layout.inner  # the runs the part's elements touch
+        if last - first + 1 >= layout.groups:
+            per_part[c] = cap
+        else:
+            groups = np.arange(first, last + 1) % layout.groups
+            per_part[c, groups] = cap[groups]
+    slots = (per_part + 1).reshape(parts, -1)
+    base = (np.cumsum(slots, axis=1) - slots).reshape(per_part.shape)
+    return per_part, base, int(slots.sum(axis=1).max())
+
+
+def shared_regions(parts: int, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """part_regions where every part has room `cap` for every group."""
+    slots = cap + 1
+    base = np.zeros_like(cap)
+    base.reshape(-1)[1:] = np.cumsum(slots.reshape(-1))[:-1]
+    return np.repeat(cap[None], parts, axis=0), np.repeat(base[None], parts, axis=0), int(slots.sum())
+
+
 def lane_count_step(tun, lanes: int) -> int:
     """Elements per counting step of the lane kernels: whole multiples of eight rows of lanes (their counting
     loops take eight rows at a time), about ``lane_count_block``."""
@@ -241,15 +274,14 @@ class Collect(Pass):
                 n_brackets = low.shape[1]
                 cap = np.zeros((lay.groups, round_up(2 + 2 * n_brackets, SWEEP) // 2), dtype=np.int64)
                 cap[:, 1 : 1 + n_brackets] = sizes
-                scan_base = np.zeros_like(cap)
-                scan_base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
-                dest = np.empty((parts, int((cap + 1).sum())), dtype=low.dtype)
+                part_cap, scan_base, width = shared_regions(parts, cap)
+                dest = np.empty((parts, width), dtype=low.dtype)
                 _, scanned = k.scan_runs(
-                    block.data, 0, lay.groups, lay.inner, bracket_thresholds(low, high), scan_base, cap, dest,
+                    block.data, 0, lay.groups, lay.inner, bracket_thresholds(low, high), scan_base, part_cap, dest,
                     parts, tun.scan_block // block.data.itemsize, False,
                 )  # fmt: skip
                 written = scanned[:, :, 1 : 1 + n_brackets]
-                region_base = scan_base[:, 1 : 1 + n_brackets]
+                region_base = scan_base[0, :, 1 : 1 + n_brackets]
         base = self.base
         for li, g in enumerate(ids.tolist()):
             for j in range(low.shape[1]):
@@ -282,43 +314,49 @@ class Scan(Pass):
     cap: np.ndarray  # (G, T // 2) members per part and pair
     whole = True
 
+    @staticmethod
+    def regions(layout: Layout, parts: int, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """The parts' regions for `cap`: per part for several groups in runs (part_regions), else the same for
+        every part; each has a sink slot past its cap (see _kernels._gather_members)."""
+        if layout.groups > 1 and not layout.lane_count(current()):
+            return part_regions(layout, parts, cap)
+        return shared_regions(parts, cap)
+
     def fused(self, source):
         """(below (G, T), members(g, j) -> the values (a list of pieces) or None when the region overflowed)."""
         k, lay, tun = kernels(), source.layout, current()
         parts = n_parts()
-        slots = self.cap + 1  # one sink slot per region (see _kernels._gather_members)
-        base = np.zeros_like(self.cap)
-        base.reshape(-1)[1:] = np.cumsum(slots.reshape(-1))[:-1]
-        dest = np.empty((parts, int(slots.sum())), dtype=source.dtype)
         swapped = getattr(source, "swapped", False)
         if swapped:
             note("swapped", pass_=type(self).__name__)
         data = source.swapped_block().data if swapped else source.flat
         lanes = lay.lane_count(tun) if lay.groups > 1 else 0
+        part_cap, base, width = self.regions(lay, parts, self.cap)
+        dest = np.empty((parts, width), dtype=source.dtype)
         with k.kernel_lock():
             if lanes:
                 lane_groups = lay.lane_groups(lanes)
                 counts, written = k.scan_lanes(
-                    data, np.ascontiguousarray(self.thresholds[lane_groups].T), lane_groups, base, self.cap, dest,
+                    data, np.ascontiguousarray(self.thresholds[lane_groups].T), lane_groups, base[0], self.cap, dest,
                     parts, lane_count_step(tun, lanes),
                 )  # fmt: skip
                 below = np.zeros(self.thresholds.shape, dtype=np.int64)
                 np.add.at(below, lane_groups, counts.sum(axis=0).T)
             else:
                 counts, written = k.scan_runs(
-                    data, 0, lay.groups, lay.inner, self.thresholds, base, self.cap, dest, parts,
+                    data, 0, lay.groups, lay.inner, self.thresholds, base, part_cap, dest, parts,
                     tun.scan_block // source.dtype.itemsize,
                 )  # fmt: skip
                 below = counts.sum(axis=0)
         # Python ints: a million NumPy scalar operations per call for 256 groups cost milliseconds
-        counts_of, base_of, cap_of = written.tolist(), base.tolist(), self.cap.tolist()
+        counts_of, base_of, cap_of = written.tolist(), base.tolist(), part_cap.tolist()
 
         def members(g: int, j: int):
-            pair, start = j + 1, base_of[g][j + 1]
+            pair = j + 1
             ns = [counts_of[c][g][pair] for c in range(parts)]
-            if max(ns) > cap_of[g][pair]:
+            if any(n > cap_of[c][g][pair] for c, n in enumerate(ns)):
                 return None
-            return [dest[c, start : start + n] for c, n in enumerate(ns) if n]  # the parts' pieces
+            return [dest[c, base_of[c][g][pair] : base_of[c][g][pair] + n] for c, n in enumerate(ns) if n]
 
         return below, members
 
@@ -352,13 +390,12 @@ class ScanBlocks(Pass):
         ids = block.group_ids
         room = np.maximum(self.cap[ids] - written[ids], 0)  # what each region can still take
         parts = n_parts() if block.data.size >= SMALL_BLOCK else 1
-        slots = room + 1  # one sink slot per region (see _kernels._gather_members)
-        local_base = np.zeros_like(room)
-        local_base.reshape(-1)[1:] = np.cumsum(slots.reshape(-1))[:-1]
-        dest = np.empty((parts, int(slots.sum())), dtype=block.dtype)
+        part_room, part_base, width = shared_regions(parts, room)  # a sink slot per region past its room
+        local_base = part_base[0]
+        dest = np.empty((parts, width), dtype=block.dtype)
         with k.kernel_lock():
             counts, found = k.scan_runs(
-                block.data, 0, lay.groups, lay.inner, self.thresholds[ids], local_base, room, dest, parts,
+                block.data, 0, lay.groups, lay.inner, self.thresholds[ids], part_base, part_room, dest, parts,
                 tun.scan_block // block.data.itemsize,
             )  # fmt: skip
         below[ids] += counts.sum(axis=0)

@@ -523,7 +523,8 @@ class BracketSelection:
             if cap.sum() * (1 + parts) > current().max_candidates:
                 return None
             return ScanBlocks(thresholds, cap)
-        # One group: the parts share its members. Runs of several groups (planes): a part may hold most of one.
+        # One group: the parts share its members. Runs of several groups (planes): a part may hold most of one,
+        # and has regions for the planes it reads alone (Scan.regions).
         # Lane patterns: every part holds rows of every group, so where the whole groups' regions do not fit,
         # each part gets its share (the expected sizes have a margin of 1.5; a region that overflows in one
         # part, as when a bright object fills the rows of one part, is collected again).
@@ -532,7 +533,7 @@ class BracketSelection:
         lanes = self.layout.lane_count(current())
         for per_part in (self.expected if groups > 1 else shared,) + ((shared,) if lanes else ()):
             cap[:, 1 : 1 + n_brackets] = np.where(empty, 0, per_part)
-            if cap.sum() * parts <= current().max_candidates:
+            if Scan.regions(self.layout, parts, cap)[0].sum() <= current().max_candidates:
                 return Scan(thresholds, cap)
         return None
 

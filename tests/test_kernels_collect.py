@@ -119,6 +119,11 @@ def test_scan_lanes_counts_and_gathers_every_member(case, parts, dtype):
     assert_regions(written, dest, base, cap, sizes, expected)
 
 
+def _every_part(parts, base, cap):
+    """scan_runs's per-part (base, cap) with the same regions in every part."""
+    return np.repeat(base[None], parts, axis=0), np.repeat(cap[None], parts, axis=0)
+
+
 # (groups, inner run, brackets) for scan_runs; per group, the brackets are disjoint (each member's pair is found
 # and it is stored there alone) or overlap (every member is copied to every pair that holds it)
 RUNS_CASES = [(1, 5000, 2), (3, 700, 2), (4, 300, 7), (6, 1000, 1), (2, 64, 0)]
@@ -181,7 +186,7 @@ def test_scan_runs_counts_and_gathers_every_member(case, parts):
     base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
     dest = np.full((parts, int((cap + 1).sum())), -7.0, dtype=np.float32)
     block = 8 * int(rng.integers(12, 400))  # flag bytes are read as words of eight
-    counts, written = scan_runs(x, 0, groups, run, thresholds, base, cap, dest, parts, block)
+    counts, written = scan_runs(x, 0, groups, run, thresholds, *_every_part(parts, base, cap), dest, parts, block)
     below = np.stack([(x[group_of == g][:, None] < thresholds[g]).sum(axis=0) for g in range(groups)])
     np.testing.assert_array_equal(counts.sum(axis=0), below)
     assert_regions(written, dest, base, cap, sizes, expected)
@@ -238,7 +243,7 @@ def test_scan_runs_collects_the_same_members_at_every_density(dtype, share, part
     base.reshape(-1)[1:] = np.cumsum((cap + 1).reshape(-1))[:-1]
     dest = np.full((parts, int((cap + 1).sum())), -7.0, dtype=kernel_dtype)
     data = x.astype(">f4").view(np.uint32) if dtype == ">f4" else x
-    counts, written = scan_runs(data, 0, groups, run, thresholds, base, cap, dest, parts, 4096)
+    counts, written = scan_runs(data, 0, groups, run, thresholds, *_every_part(parts, base, cap), dest, parts, 4096)
     # the pieces' member share (2.5 brackets' worth) picks the sweep this case is named for
     found = int(sizes[:, 1:].sum() / (n - n // 100) * 4096)
     assert collect._density(found, 4096) == {0.0004: collect._SPARSE, 0.004: collect._MIDDLE}.get(share, collect._DENSE)
@@ -288,3 +293,59 @@ def test_compress_sweep_counts_and_packs_members_in_order(dtype, sparse):
     np.testing.assert_array_equal(row[:tight], members[0][:tight])
     np.testing.assert_array_equal(row[start[1] : pos[1]], members[1])
     assert np.all(row[start[2] :] == -7.0)  # nothing stored for an uncollected pair
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize("layout", [(1, 6, 1000), (1, 5, 999), (3, 4, 100), (2, 7, 333), (1, 2, 5)])
+def test_part_regions_give_each_part_room_for_the_groups_it_reads(layout, parts):
+    """scan_runs with per-part regions (Scan over planes): each part has room for the groups of its elements and
+    none for others, regions do not overlap, and the members of every group are all collected; a part without
+    room for a group it reads counts it and marks it overflowed (written > cap) without touching other regions."""
+    from fastquant._kernels._common import _chunk_bounds
+    from fastquant._passes import part_regions
+    from fastquant._plan import Layout
+
+    outer, groups, inner = layout
+    n = outer * groups * inner
+    rng = np.random.default_rng([outer, groups, inner, parts])
+    x = rng.standard_normal(n).astype(np.float32)
+    group_of = (np.arange(n) // inner) % groups
+    thresholds = np.full((groups, 6), np.inf, dtype=np.float32)
+    thresholds[:, 0] = np.finfo(np.float32).min
+    thresholds[:, 2:6] = [-1.5, -0.5, 0.5, 1.5]
+    sizes = np.zeros((groups, 3), dtype=np.int64)
+    for p in (1, 2):
+        inside = (x >= thresholds[0, 2 * p]) & (x < thresholds[0, 2 * p + 1])
+        sizes[:, p] = np.bincount(group_of[inside], minlength=groups)
+    cap, base, width = part_regions(Layout(outer, groups, inner), parts, sizes)
+    for c in range(parts):
+        begin, end = _chunk_bounds(n, parts, c, 1)
+        touched = np.zeros(groups, dtype=bool)
+        touched[group_of[begin:end]] = True
+        np.testing.assert_array_equal(cap[c], np.where(touched[:, None], sizes, 0))
+        slots = sorted((int(base[c, g, p]), int(cap[c, g, p]) + 1) for g in range(groups) for p in range(3))
+        assert all(a + m <= b for (a, m), (b, _) in zip(slots, slots[1:], strict=False))  # disjoint
+        assert slots[-1][0] + slots[-1][1] <= width
+    dest = np.full((parts, width), -7.0, dtype=np.float32)
+    counts, written = scan_runs(x, 0, groups, inner, thresholds, base, cap, dest, parts, 4096)
+    assert np.all(written <= cap)  # room for every member in the part that reads it
+    for g in range(groups):
+        for p in (1, 2):
+            got = np.concatenate([dest[c, base[c, g, p] : base[c, g, p] + written[c, g, p]] for c in range(parts)])
+            xs = x[group_of == g]
+            inside = (xs >= thresholds[g, 2 * p]) & (xs < thresholds[g, 2 * p + 1])
+            np.testing.assert_array_equal(np.sort(got), np.sort(xs[inside]))
+    # no room for group 0 in part 0 (which reads its first element): counted there and marked overflowed, and
+    # every other region as before
+    kept = [dest[c, base[c, g, p] : base[c, g, p] + written[c, g, p]].copy() for c, g, p in np.ndindex(written.shape)]
+    short = cap.copy()
+    short[0, 0] = 0
+    dest[:] = -7.0
+    _, short_written = scan_runs(x, 0, groups, inner, thresholds, base, short, dest, parts, 4096)
+    np.testing.assert_array_equal(short_written, written)
+    overflowed = short_written[0, 0, 1:] > short[0, 0, 1:]
+    np.testing.assert_array_equal(overflowed, written[0, 0, 1:] > 0)  # wherever part 0 met members of group 0
+    assert n < 100 or overflowed.all()
+    for (c, g, p), values in zip(np.ndindex(written.shape), kept, strict=True):
+        if (c, g) != (0, 0):
+            np.testing.assert_array_equal(dest[c, base[c, g, p] : base[c, g, p] + written[c, g, p]], values)

@@ -299,20 +299,21 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
 
     thresholds[g] holds (low, high) pairs padded to a multiple of six: pair 0 is (lowest finite, inf), the
     others are brackets. Returns counts[c, g, t] = #{x < thresholds[g, t]} over chunk c, and written[c, g, j]
-    = #{low_j <= x < high_j}; chunk c copies up to cap[g, j] members of bracket j of group g to
-    dest[c, base[g, j]:], a region of cap[g, j] + 1 slots. Counts and collected values do not depend on the
-    thread count. x may be byte-swapped float32 words (see _common.load). With count False (a collecting pass,
-    whose counts are known), the runs of groups with no capacity are not read, and their counts are left 0.
+    = #{low_j <= x < high_j}; chunk c copies up to cap[c, g, j] members of bracket j of group g to
+    dest[c, base[c, g, j]:], a region of cap[c, g, j] + 1 slots (per chunk: a chunk of a few planes needs
+    regions for those alone). Counts and collected values do not depend on the thread count. x may be
+    byte-swapped float32 words (see _common.load). With count False (a collecting pass, whose counts are known),
+    the runs of groups with no capacity in a chunk are not read there, and their counts are left 0.
     """
     n = x.size
     n_thr = thresholds.shape[1]
     counts = chunk_partials(n_chunks, n_groups, n_thr)
     written = chunk_partials(n_chunks, n_groups, n_thr // 2)
-    active = np.ones(n_groups, dtype=np.bool_)
+    active = np.ones((n_chunks, n_groups), dtype=np.bool_)
     coded = np.empty(n_groups, dtype=np.bool_)
     for g in range(n_groups):
-        if not count:
-            active[g] = cap[g].sum() > 0
+        for c in range(n_chunks):
+            active[c, g] = count or cap[c, g].sum() > 0
         coded[g] = _disjoint_pairs(thresholds[g])
     for c in prange(n_chunks):
         begin, end = _chunk_bounds(n, n_chunks, c, 1)
@@ -326,21 +327,23 @@ def scan_runs(x, start, n_groups, run, thresholds, base, cap, dest, n_chunks, bl
             flat = start + i
             g = (flat // run) % n_groups
             stop = min(end, i + run - flat % run, i + block)
-            if not active[g]:
+            if not active[c, g]:
                 i = stop
                 continue
             piece = x[i:stop]
             before = written[c, g].sum()
             if compress_usable(piece, thresholds[g], dest[c]) and density != _MIDDLE:
-                _compress_run(piece, thresholds[g], acc, dest[c], base[g], cap[g], written[c, g], density == _SPARSE)
+                _compress_run(
+                    piece, thresholds[g], acc, dest[c], base[c, g], cap[c, g], written[c, g], density == _SPARSE
+                )
             else:
                 for t in range(0, n_thr, 6):
                     _sweep_run(piece, thresholds[g], t, acc, member, t == 0)
                 if coded[g]:
-                    _gather_coded(piece, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g])
+                    _gather_coded(piece, words, flagged, thresholds[g], dest[c], base[c, g], cap[c, g], written[c, g])
                 else:
                     _gather_members(
-                        piece, member, words, flagged, thresholds[g], dest[c], base[g], cap[g], written[c, g]
+                        piece, member, words, flagged, thresholds[g], dest[c], base[c, g], cap[c, g], written[c, g]
                     )
             counts[c, g] += acc
             acc[:] = 0

@@ -349,3 +349,52 @@ def test_part_regions_give_each_part_room_for_the_groups_it_reads(layout, parts)
     for (c, g, p), values in zip(np.ndindex(written.shape), kept, strict=True):
         if (c, g) != (0, 0):
             np.testing.assert_array_equal(dest[c, base[c, g, p] : base[c, g, p] + written[c, g, p]], values)
+
+
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compress_lanes_counts_per_lane_and_stages_members_with_their_lanes(dtype, first):
+    """The AVX-512 lane sweep alone, one vector of lanes down the rows of a block: counts per lane below six
+    per-lane thresholds, and each pair's members staged with their lane numbers (not pair 0 on a first sweep)."""
+    import numba
+
+    from fastquant._kernels import _compress
+
+    if not _compress.HAS_COMPRESS:
+        pytest.skip("the CPU the kernels are compiled for has no AVX-512F")
+    sweep = numba.njit(
+        lambda x, rows, stride, j, thr, t, acc, sv, sl, st, first: _compress.compress_lanes(
+            x, rows, stride, j, thr, t, acc, sv, sl, st, first
+        )
+    )
+    rng = np.random.default_rng([int(first), len(dtype)])
+    lanes, rows = 96, 37
+    width = 64 // np.dtype(dtype).itemsize
+    x = rng.standard_normal(rows * lanes).astype(dtype)
+    x[rng.integers(0, x.size, 50)] = np.nan
+    low = rng.uniform(-2.0, 1.0, (3, lanes))
+    thresholds = np.stack([low, low + rng.uniform(0.0, 1.0, (3, lanes))], axis=1).reshape(6, lanes).astype(dtype)
+    thresholds = np.concatenate([np.full((6, lanes), 9.0, dtype=dtype), thresholds])  # t = 6
+    acc = np.ones((12, lanes), dtype=np.int32)
+    index = np.int32 if dtype == "float32" else np.int64
+    staged_values = np.full((3, x.size + width), -7.0, dtype=dtype)
+    staged_lanes = np.full((3, x.size + width), -1, dtype=index)
+    staged = np.array([0, 5, 0], dtype=np.int64)  # pair 1's list already holds 5
+    j = width * 2
+    sweep(x, rows, lanes, j, thresholds, 6, acc, staged_values, staged_lanes, staged, first)
+    block = x.reshape(rows, lanes)[:, j : j + width]
+    below = (block[:, None, :] < thresholds[6:, j : j + width]).sum(axis=0)
+    np.testing.assert_array_equal(acc[6:, j : j + width], 1 + below)
+    assert np.all(acc[:6] == 1) and np.all(np.delete(acc[6:], np.s_[j : j + width], axis=1) == 1)
+    lane_of = np.broadcast_to(np.arange(j, j + width), block.shape)
+    for p in range(3):
+        inside = (block >= thresholds[6 + 2 * p, j : j + width]) & (block < thresholds[7 + 2 * p, j : j + width])
+        if p == 0 and first:
+            inside[:] = False
+        start = 5 if p == 1 else 0
+        assert staged[p] == start + inside.sum()
+        got = sorted(
+            zip(staged_lanes[p, start : staged[p]].tolist(), staged_values[p, start : staged[p]].tolist(), strict=True)
+        )
+        assert got == sorted(zip(lane_of[inside].tolist(), block[inside].tolist(), strict=True))
+    assert np.all(staged_values[1, :5] == -7.0)  # what was staged before stays

@@ -17,13 +17,19 @@ Two loops: ``sparse`` tests each pair's mask and skips the pack and store where 
 when members are rare, a mispredicted branch per vector when they are not); otherwise every vector is packed and
 stored branch-free. The caller picks by the members of the previous block.
 
-``compress_sweep`` returns False, having done nothing, where the CPU the kernels are compiled for lacks AVX-512F or
-for other dtypes (byte-swapped words); the caller then runs the portable sweep. The CPU features are Numba's own
+Lane patterns (H×W×C): a vector holds consecutive lanes, of several groups, so ``compress_lanes`` packs each
+pair's members together with their lane numbers into a staging list, which the caller sends to the groups'
+regions; it sweeps one vector of lanes down a block's rows, its counts in registers.
+
+``compress_usable`` and ``lane_width`` say (at compile time) whether these run: not where the CPU the kernels
+are compiled for lacks AVX-512F, nor for other dtypes (byte-swapped words); the callers then run the portable
+sweeps. The CPU features are Numba's own
 (``NUMBA_CPU_FEATURES``, else the host's), part of its cache key (see ``_vbmi``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
@@ -178,3 +184,146 @@ def _compress_sweep(x, thresholds, t, acc, row, pos, last, sparse):
         return n_vectors * lanes
 
     return sweep
+
+
+# --- lane patterns ------------------------------------------------------------------------------------------------
+# A vector of a lane pattern's row holds consecutive lanes, of several groups: its members are packed with their
+# lane numbers into a staging list per pair (two compresses), and the caller sends each to its group's region.
+
+
+@intrinsic
+def _sweep_lane_vectors(typingctx, x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first):
+    """Over rows r < rows of the vector x[r * stride + j :][:width] (width lanes): acc[t + k, j:][:width] +=
+    the counts below thresholds[t + k, j:][:width] (k < 6), and for each pair p < 3 (not pair 0 when `first`) the
+    members packed onto staged_values[p, staged[p]:] with their lanes (j + lane) onto staged_lanes[p, ...], staged[p]
+    advanced. Data pointers only: the caller checks sizes (a staging row takes stride * rows + width values)."""
+    sig = types.void(x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first)
+
+    def codegen(context, builder, sig, args):
+        x_arr, thr_arr, acc_arr, values_arr, lanes_arr, staged_arr = (
+            context.make_array(sig.args[k])(context, builder, args[k]) for k in (0, 4, 6, 7, 8, 9)
+        )
+        bits = sig.args[0].dtype.bitwidth
+        width = 512 // bits
+        element = context.get_value_type(sig.args[0].dtype)
+        vector, mask_type = ir.VectorType(element, width), ir.VectorType(_I1, width)
+        bits_type, count_vector = ir.IntType(width), ir.VectorType(_I32, width)
+        index_type = ir.IntType(bits)  # lane numbers packed as integers of the values' width
+        index_vector = ir.VectorType(index_type, width)
+        module = builder.module
+        compress = cgutils.get_or_insert_function(
+            module,
+            ir.FunctionType(vector, [vector, vector, mask_type]),
+            f"llvm.x86.avx512.mask.compress.v{width}f{bits}",
+        )
+        compress_index = cgutils.get_or_insert_function(
+            module,
+            ir.FunctionType(index_vector, [index_vector, index_vector, mask_type]),
+            f"llvm.x86.avx512.mask.compress.v{width}i{bits}",
+        )
+        ctpop = cgutils.get_or_insert_function(module, ir.FunctionType(bits_type, [bits_type]), f"llvm.ctpop.i{width}")
+        as_i64 = [builder.sext(a, _I64) if a.type.width < 64 else a for a in (args[1], args[2], args[3], args[5])]
+        rows, stride, j, t = as_i64
+        n_lanes = builder.extract_value(thr_arr.shape, 1)  # thresholds and acc are (T, L), C order
+        starts = [builder.add(builder.mul(builder.add(t, ir.Constant(_I64, k)), n_lanes), j) for k in range(6)]
+        thresholds = [
+            builder.load(builder.bitcast(_element_pointer(builder, thr_arr, s), vector.as_pointer()), align=1)
+            for s in starts
+        ]
+        counts = [cgutils.alloca_once_value(builder, ir.Constant(count_vector, [0] * width)) for _ in range(6)]
+        one = ir.Constant(count_vector, [1] * width)
+        staged_row = builder.extract_value(values_arr.shape, 1)
+        positions = [
+            cgutils.alloca_once_value(builder, builder.load(_element_pointer(builder, staged_arr, p))) for p in range(3)
+        ]
+        skip_pair0 = builder.icmp_unsigned("!=", args[10], ir.Constant(args[10].type, 0))
+        j_index = builder.trunc(j, index_type) if bits < 64 else j
+        lane_numbers = builder.add(
+            _splat(builder, index_vector, j_index), ir.Constant(index_vector, list(range(width)))
+        )
+        x_data = x_arr.data
+        undefined_values, undefined_index = ir.Constant(vector, ir.Undefined), ir.Constant(index_vector, ir.Undefined)
+
+        with cgutils.for_range(builder, rows) as loop:
+            offset = builder.add(builder.mul(loop.index, stride), j)
+            values = builder.load(builder.bitcast(builder.gep(x_data, [offset]), vector.as_pointer()), align=1)
+            below = [builder.fcmp_ordered("<", values, threshold) for threshold in thresholds]  # NaN: never
+            for k in range(6):
+                count = builder.load(counts[k])
+                builder.store(builder.select(below[k], builder.add(count, one), count), counts[k])
+            for p in range(3):
+                member = builder.and_(builder.not_(below[2 * p]), below[2 * p + 1])
+                present = builder.icmp_unsigned("!=", builder.bitcast(member, bits_type), bits_type(0))
+                if p == 0:
+                    present = builder.and_(present, builder.not_(skip_pair0))
+                with builder.if_then(present, likely=False):
+                    position = builder.load(positions[p])
+                    at = builder.add(builder.mul(ir.Constant(_I64, p), staged_row), position)
+                    packed = builder.call(compress, [values, undefined_values, member])
+                    destination = builder.bitcast(_element_pointer(builder, values_arr, at), vector.as_pointer())
+                    builder.store(packed, destination, align=1)
+                    packed_lanes = builder.call(compress_index, [lane_numbers, undefined_index, member])
+                    lane_pointer = builder.bitcast(_element_pointer(builder, lanes_arr, at), index_vector.as_pointer())
+                    builder.store(packed_lanes, lane_pointer, align=1)
+                    number = builder.zext(builder.call(ctpop, [builder.bitcast(member, bits_type)]), _I64)
+                    builder.store(builder.add(position, number), positions[p])
+        for k in range(6):
+            pointer = builder.bitcast(_element_pointer(builder, acc_arr, starts[k]), count_vector.as_pointer())
+            builder.store(builder.add(builder.load(pointer, align=1), builder.load(counts[k])), pointer, align=1)
+        for p in range(3):
+            builder.store(builder.load(positions[p]), _element_pointer(builder, staged_arr, p))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def lane_width(x):
+    """Lanes per vector of compress_lanes for x's dtype (0 where compress_lanes does not run: CPU, dtype)."""
+
+
+@overload(lane_width, inline="always")
+def _lane_width(x):
+    width = 512 // x.dtype.bitwidth if HAS_COMPRESS and x.dtype in (types.float32, types.float64) else 0
+    return lambda x: width
+
+
+def compress_lanes(x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first):
+    """_sweep_lane_vectors, for lane_width(x) > 0 (see there)."""
+
+
+@overload(compress_lanes, inline="always")
+def _compress_lanes(x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first):
+    usable = (
+        HAS_COMPRESS
+        and x.dtype in (types.float32, types.float64)
+        and thresholds.dtype == x.dtype
+        and staged_values.dtype == x.dtype
+        and acc.dtype == types.int32
+        and staged.dtype == types.int64
+        and staged_lanes.dtype == (types.int32 if x.dtype == types.float32 else types.int64)
+    )
+    if not usable:
+        return lambda x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first: None
+
+    def sweep(x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first):
+        _sweep_lane_vectors(x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first)
+
+    return sweep
+
+
+def staging(x, size):
+    """The staging lists of compress_lanes for x's dtype: values (3, size) and lane numbers (3, size), integers
+    of the values' width (a size of 1 where lane_width(x) is 0)."""
+
+
+@overload(staging, inline="always")
+def _staging(x, size):
+    width = 512 // x.dtype.bitwidth if HAS_COMPRESS and x.dtype in (types.float32, types.float64) else 0
+    index = np.int32 if x.dtype == types.float32 else np.int64
+    dtype = x.dtype
+
+    def make(x, size):
+        n = size if width else 1
+        return np.empty((3, n), dtype=dtype), np.empty((3, n), dtype=index)
+
+    return make

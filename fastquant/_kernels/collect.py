@@ -9,8 +9,8 @@ from numba import prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .._jit import inline, parallel, serial
-from ._common import _FLUSH_BLOCKS, _chunk_bounds, chunk_partials, load
-from ._compress import compress_sweep, compress_usable
+from ._common import _FLUSH_BLOCKS, _chunk_bounds, _prefetch_span, chunk_partials, load
+from ._compress import compress_lanes, compress_sweep, compress_usable, lane_width, staging
 
 _LITTLE = sys.byteorder == "little"  # how the flag bytes sit in a word
 _SPARSE, _MIDDLE, _DENSE = 0, 1, 2  # the member densities of scan_runs's pieces (see _density)
@@ -414,6 +414,22 @@ def _scan_lanes_block(x, flags, thresholds, acc):
                 fs[j] = np.uint8(kept | (np.int32(row_bit * _in_pair(below_low, below_high)) & mask))
 
 
+@serial
+def _send_members(values, lanes, n, lane_groups, row, pair, base, cap, written, at, limit):
+    # The n staged members of `pair` (compress_lanes) to their groups' regions, in staging order: each stored at
+    # its region's next slot, or at the sink once the region is full (as _gather_members), written advanced.
+    for g in range(lane_groups.max() + 1):
+        at[g] = base[g, pair] + written[g, pair]
+        limit[g] = base[g, pair] + cap[g, pair]
+    for s in range(n):
+        g = lane_groups[lanes[s]]
+        k = at[g]
+        row[min(k, limit[g])] = values[s]
+        at[g] = k + 1
+    for g in range(lane_groups.max() + 1):
+        written[g, pair] = at[g] - base[g, pair]
+
+
 @parallel
 def scan_lanes(x, thresholds, lane_groups, base, cap, dest, n_chunks, block):
     """scan_runs for a repeating lane pattern: count and collect in one pass.
@@ -424,7 +440,11 @@ def scan_lanes(x, thresholds, lane_groups, base, cap, dest, n_chunks, block):
     in group g; chunk c copies up to cap[g, p] members of pair p to dest[c, base[g, p]:], a region of
     cap[g, p] + 1 slots (the last a sink, as in _gather_members). `block` is a multiple of eight rows of lanes.
     Each block is counted and flagged in one sweep per pair (_scan_lanes_block); then the words of eight flag
-    bytes that hold any are listed, and only their flagged elements visited.
+    bytes that hold any are listed, and only their flagged elements visited. Where the CPU has AVX-512
+    (_compress.compress_lanes), each vector of lanes is swept down the block's rows instead (counts in
+    registers, members packed with their lane numbers into staging lists, then sent to their groups), with the
+    next block prefetched meanwhile: H×W×C 2048²×21 exact, the pass 22.2-22.8 -> 14.1-15.2 ms; 1024²×128
+    44.3-46.7 -> 32.7-34.1 ms.
     """
     n_thr, lanes = thresholds.shape
     n_groups, n_pairs = base.shape
@@ -445,8 +465,34 @@ def scan_lanes(x, thresholds, lane_groups, base, cap, dest, n_chunks, block):
         acc = np.zeros((n_thr, lanes), dtype=np.int32)
         row = dest[c]
         pos = written[c]
+        staged_values, staged_lanes = staging(x, block + 64)
+        staged = np.zeros(3, dtype=np.int64)
+        next_slot = np.empty(n_groups, dtype=np.int64)  # scratch of _send_members
+        last_slot = np.empty(n_groups, dtype=np.int64)
         for b in range(begin, end, block):
             xb = x[b : min(end, b + block)]
+            if lane_width(xb) > 0:  # AVX-512: members packed with their lanes, then sent to their groups
+                # The sweeps read the block lane by lane, down its rows: the next block is prefetched, a slice
+                # per vector of lanes, so that it is in L2 when its sweeps start.
+                ahead = -(-block // (lanes // lane_width(xb)))
+                for t in range(0, n_thr, 6):
+                    staged[:] = 0
+                    for j in range(0, lanes, lane_width(xb)):
+                        if t == 0:
+                            ahead_at = b + block + (j // lane_width(xb)) * ahead
+                            _prefetch_span(x, ahead_at, min(end, ahead_at + ahead))
+                        compress_lanes(
+                            xb, xb.size // lanes, lanes, j, thresholds, t, acc, staged_values, staged_lanes, staged,
+                            t == 0,
+                        )  # fmt: skip
+                    for p in range(3):
+                        if staged[p]:
+                            _send_members(staged_values[p], staged_lanes[p], staged[p], lane_groups, row, t // 2 + p,
+                                          base, cap, pos, next_slot, last_slot)  # fmt: skip
+                if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or b + block >= end:
+                    counts[c] += acc
+                    acc[:] = 0
+                continue
             _scan_lanes_block(xb, member, thresholds, acc)
             if (b - begin) // block % _FLUSH_BLOCKS == _FLUSH_BLOCKS - 1 or b + block >= end:
                 counts[c] += acc

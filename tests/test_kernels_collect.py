@@ -209,9 +209,9 @@ SHARES = [0.0004, 0.004, 0.03]
 @pytest.mark.parametrize("share", SHARES)
 @pytest.mark.parametrize("dtype", ["float32", "float64", ">f4"])
 def test_scan_runs_collects_the_same_members_at_every_density(dtype, share, parts):
-    """scan_runs against NumPy over pieces of every member density, native float32 and float64 (the compress
-    sweeps where the CPU has AVX-512) and byte-swapped words (flags and gather): the counts, every member, a
-    region that overflows and keeps counting, and a pair with no capacity, which is counted only."""
+    """scan_runs against NumPy over pieces of every member density, float32, float64 and byte-swapped float32
+    words (the compress sweeps where the CPU has AVX-512, swapping the words in the register): the counts, every
+    member, a region that overflows and keeps counting, and a pair with no capacity, which is counted only."""
     rng = np.random.default_rng([SHARES.index(share), parts, len(dtype)])
     groups, run, outer = 3, 20011, 2  # runs not a multiple of the vector width or of the block
     n = outer * groups * run
@@ -260,7 +260,7 @@ def test_scan_runs_collects_the_same_members_at_every_density(dtype, share, part
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", ">f4"])
 def test_compress_sweep_counts_and_packs_members_in_order(dtype, sparse):
     """The AVX-512 sweep alone: the counts of its whole vectors, each collected pair's members in the order of
     their positions, whole-vector stores while they fit and the sink once a region is full."""
@@ -274,19 +274,21 @@ def test_compress_sweep_counts_and_packs_members_in_order(dtype, sparse):
         lambda x, thr, t, acc, row, pos, last, sparse: _compress.compress_sweep(x, thr, t, acc, row, pos, last, sparse)
     )
     rng = np.random.default_rng([int(sparse), len(dtype)])
-    x = rng.standard_normal(1000 + 7).astype(dtype)  # a tail the sweep leaves
+    value_dtype = np.float64 if dtype == "float64" else np.float32
+    x = rng.standard_normal(1000 + 7).astype(value_dtype)  # a tail the sweep leaves
     x[rng.integers(0, x.size, 20)] = np.nan
-    thresholds = np.array([-0.5, 0.5, -1.0, 0.0, 1.2, 1.3, 9.0, 9.0], dtype=dtype)  # t = 2: pairs 1-3
+    data = x.astype(">f4").view(np.uint32) if dtype == ">f4" else x  # byte-swapped words: swapped in the register
+    thresholds = np.array([-0.5, 0.5, -1.0, 0.0, 1.2, 1.3, 9.0, 9.0], dtype=value_dtype)  # t = 2: pairs 1-3
     lanes = 64 // x.itemsize
     done = x.size // lanes * lanes
     members = [x[:done][(x[:done] >= thresholds[2 + 2 * p]) & (x[:done] < thresholds[3 + 2 * p])] for p in range(3)]
     tight = members[0].size // 2  # pair 1 overflows its region (the last slot is the sink)
     start = np.array([0, tight + 1, 4000], dtype=np.int64)
     last = np.array([tight, start[1] + members[1].size + 20, -1], dtype=np.int64)  # pair 3: not collected
-    row = np.full(4200, -7.0, dtype=dtype)
+    row = np.full(4200, -7.0, dtype=value_dtype)
     acc = np.array([5, 0, 0, 0, 0, 0, 0, 0], dtype=np.int32)
     pos = start.copy()
-    assert sweep(x, thresholds, 2, acc, row, pos, last, sparse) == done
+    assert sweep(data, thresholds, 2, acc, row, pos, last, sparse) == done
     below = (x[:done, None] < thresholds[2:]).sum(axis=0)
     assert acc.tolist() == [5, 0, *below.tolist()]
     assert pos.tolist() == [members[0].size, start[1] + members[1].size, start[2]]

@@ -22,8 +22,8 @@ pair's members together with their lane numbers into a staging list, which the c
 regions; it sweeps one vector of lanes down a block's rows, its counts in registers.
 
 ``compress_usable`` and ``lane_width`` say (at compile time) whether these run: not where the CPU the kernels
-are compiled for lacks AVX-512F, nor for other dtypes (byte-swapped words); the callers then run the portable
-sweeps. The CPU features are Numba's own
+are compiled for lacks AVX-512F; byte-swapped float32 words (uint32) are swapped in the register (one shuffle per
+vector, so that big-endian data keeps the speed of native data). The CPU features are Numba's own
 (``NUMBA_CPU_FEATURES``, else the host's), part of its cache key (see ``_vbmi``).
 """
 
@@ -45,12 +45,30 @@ def _has_avx512f() -> bool:
 
 
 HAS_COMPRESS = _has_avx512f()
+_KERNEL_DTYPES = (types.float32, types.float64, types.uint32)  # uint32: byte-swapped float32 words
 
 
 def _splat(builder, vector_type, value):
     vector = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0))
     lanes = vector_type.count
     return builder.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
+
+
+def _value_type(dtype):
+    """The numba type of the values x holds: float32 for byte-swapped float32 words (uint32, see _common.load)."""
+    return types.float32 if dtype == types.uint32 else dtype
+
+
+def _load_vector(builder, address, x_dtype, vector):
+    # The values of a vector at `address` (an element pointer of x): byte-swapped words are swapped in the register
+    if x_dtype != types.uint32:
+        return builder.load(builder.bitcast(address, vector.as_pointer()), align=1)
+    words_type = ir.VectorType(_I32, vector.count)
+    words = builder.load(builder.bitcast(address, words_type.as_pointer()), align=1)
+    bswap = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(words_type, [words_type]), f"llvm.bswap.v{vector.count}i32"
+    )
+    return builder.bitcast(builder.call(bswap, [words]), vector)
 
 
 def _element_pointer(builder, array, index):
@@ -68,9 +86,10 @@ def _sweep_vectors(typingctx, x, n_vectors, thresholds, t, acc, row, pos, last, 
     def codegen(context, builder, sig, args):
         arrays = {k: context.make_array(sig.args[k])(context, builder, args[k]) for k in (0, 2, 4, 5, 6, 7)}
         x_arr, thr_arr, acc_arr, row_arr, pos_arr, last_arr = (arrays[k] for k in (0, 2, 4, 5, 6, 7))
-        bits = sig.args[0].dtype.bitwidth
+        x_dtype = sig.args[0].dtype
+        bits = x_dtype.bitwidth
         lanes = 512 // bits
-        vector = ir.VectorType(context.get_value_type(sig.args[0].dtype), lanes)
+        vector = ir.VectorType(context.get_value_type(_value_type(x_dtype)), lanes)
         mask_type, bits_type, count_vector = ir.VectorType(_I1, lanes), ir.IntType(lanes), ir.VectorType(_I32, lanes)
         module = builder.module
         compress = cgutils.get_or_insert_function(
@@ -93,7 +112,6 @@ def _sweep_vectors(typingctx, x, n_vectors, thresholds, t, acc, row, pos, last, 
         positions = [cgutils.alloca_once_value(builder, start) for start in starts]
         collected = [builder.icmp_signed(">=", last[p], ir.Constant(_I64, 0)) for p in range(3)]
         sparse = builder.icmp_unsigned("!=", args[8], ir.Constant(args[8].type, 0))
-        x_ptr = builder.bitcast(x_arr.data, vector.as_pointer())
 
         def store_members(p, values, member):
             number = builder.zext(builder.call(ctpop, [builder.bitcast(member, bits_type)]), _I64)
@@ -113,7 +131,8 @@ def _sweep_vectors(typingctx, x, n_vectors, thresholds, t, acc, row, pos, last, 
             builder.store(builder.add(position, number), positions[p])
 
         with cgutils.for_range(builder, args[1]) as loop:
-            values = builder.load(builder.gep(x_ptr, [loop.index]), align=1)
+            address = builder.gep(x_arr.data, [builder.mul(loop.index, ir.Constant(_I64, lanes))])
+            values = _load_vector(builder, address, x_dtype, vector)
             below = [builder.fcmp_ordered("<", values, threshold) for threshold in thresholds]  # NaN: never
             for k in range(6):
                 builder.store(builder.add(builder.load(counts[k]), builder.select(below[k], one, zero)), counts[k])
@@ -147,9 +166,9 @@ def _usable(x, thresholds, row) -> bool:
     return (
         HAS_COMPRESS
         and isinstance(x, types.Array)
-        and x.dtype in (types.float32, types.float64)
-        and thresholds.dtype == x.dtype
-        and row.dtype == x.dtype
+        and x.dtype in _KERNEL_DTYPES
+        and thresholds.dtype == _value_type(x.dtype)
+        and row.dtype == _value_type(x.dtype)
     )
 
 
@@ -203,9 +222,10 @@ def _sweep_lane_vectors(typingctx, x, rows, stride, j, thresholds, t, acc, stage
         x_arr, thr_arr, acc_arr, values_arr, lanes_arr, staged_arr = (
             context.make_array(sig.args[k])(context, builder, args[k]) for k in (0, 4, 6, 7, 8, 9)
         )
-        bits = sig.args[0].dtype.bitwidth
+        x_dtype = sig.args[0].dtype
+        bits = x_dtype.bitwidth
         width = 512 // bits
-        element = context.get_value_type(sig.args[0].dtype)
+        element = context.get_value_type(_value_type(x_dtype))
         vector, mask_type = ir.VectorType(element, width), ir.VectorType(_I1, width)
         bits_type, count_vector = ir.IntType(width), ir.VectorType(_I32, width)
         index_type = ir.IntType(bits)  # lane numbers packed as integers of the values' width
@@ -246,7 +266,7 @@ def _sweep_lane_vectors(typingctx, x, rows, stride, j, thresholds, t, acc, stage
 
         with cgutils.for_range(builder, rows) as loop:
             offset = builder.add(builder.mul(loop.index, stride), j)
-            values = builder.load(builder.bitcast(builder.gep(x_data, [offset]), vector.as_pointer()), align=1)
+            values = _load_vector(builder, builder.gep(x_data, [offset]), x_dtype, vector)
             below = [builder.fcmp_ordered("<", values, threshold) for threshold in thresholds]  # NaN: never
             for k in range(6):
                 count = builder.load(counts[k])
@@ -283,7 +303,7 @@ def lane_width(x):
 
 @overload(lane_width, inline="always")
 def _lane_width(x):
-    width = 512 // x.dtype.bitwidth if HAS_COMPRESS and x.dtype in (types.float32, types.float64) else 0
+    width = 512 // x.dtype.bitwidth if HAS_COMPRESS and x.dtype in _KERNEL_DTYPES else 0
     return lambda x: width
 
 
@@ -295,12 +315,12 @@ def compress_lanes(x, rows, stride, j, thresholds, t, acc, staged_values, staged
 def _compress_lanes(x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first):
     usable = (
         HAS_COMPRESS
-        and x.dtype in (types.float32, types.float64)
-        and thresholds.dtype == x.dtype
-        and staged_values.dtype == x.dtype
+        and x.dtype in _KERNEL_DTYPES
+        and thresholds.dtype == _value_type(x.dtype)
+        and staged_values.dtype == _value_type(x.dtype)
         and acc.dtype == types.int32
         and staged.dtype == types.int64
-        and staged_lanes.dtype == (types.int32 if x.dtype == types.float32 else types.int64)
+        and staged_lanes.dtype == (types.int32 if x.dtype.bitwidth == 32 else types.int64)
     )
     if not usable:
         return lambda x, rows, stride, j, thresholds, t, acc, staged_values, staged_lanes, staged, first: None
@@ -318,9 +338,9 @@ def staging(x, size):
 
 @overload(staging, inline="always")
 def _staging(x, size):
-    width = 512 // x.dtype.bitwidth if HAS_COMPRESS and x.dtype in (types.float32, types.float64) else 0
-    index = np.int32 if x.dtype == types.float32 else np.int64
-    dtype = x.dtype
+    width = 512 // x.dtype.bitwidth if HAS_COMPRESS and x.dtype in _KERNEL_DTYPES else 0
+    index = np.int32 if x.dtype.bitwidth == 32 else np.int64
+    dtype = _value_type(x.dtype)
 
     def make(x, size):
         n = size if width else 1

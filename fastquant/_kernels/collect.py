@@ -278,7 +278,7 @@ def _compress_run(x, thresholds, acc, row, base, cap, written, sparse):
             last[p] = base[j] + cap[j] if collected else -1
         done = compress_sweep(x, thresholds, t, acc, row, pos, last, sparse)
         for i in range(done, x.size):
-            v = x[i]
+            v = load(x, i)
             for k in range(t, t + 6):
                 acc[k] += v < thresholds[k]
             for p in range(3):

@@ -119,6 +119,19 @@ def test_scan_lanes_counts_and_gathers_every_member(case, parts, dtype):
     assert_regions(written, dest, base, cap, sizes, expected)
 
 
+def _run_members(x, group_of, thresholds):
+    """NumPy's members of every pair of every group: sizes (G, P) and expected[g][p] (the values, in order)."""
+    groups, n_pairs = thresholds.shape[0], thresholds.shape[1] // 2
+    sizes = np.zeros((groups, n_pairs), dtype=np.int64)
+    expected = [[None] * n_pairs for _ in range(groups)]
+    for g in range(groups):
+        xs = x[group_of == g]
+        for p in range(n_pairs):
+            expected[g][p] = xs[(xs >= thresholds[g, 2 * p]) & (xs < thresholds[g, 2 * p + 1])]
+            sizes[g, p] = expected[g][p].size
+    return sizes, expected
+
+
 def _every_part(parts, base, cap):
     """scan_runs's per-part (base, cap) with the same regions in every part."""
     return np.repeat(base[None], parts, axis=0), np.repeat(cap[None], parts, axis=0)
@@ -169,15 +182,8 @@ def test_scan_runs_counts_and_gathers_every_member(case, parts):
     assert [collect._disjoint_pairs(thresholds[g]) for g in range(groups)] == [
         g not in overlapping for g in range(groups)
     ]  # both gathers run
-    n_pairs = thresholds.shape[1] // 2
     group_of = (np.arange(n) // run) % groups
-    sizes = np.zeros((groups, n_pairs), dtype=np.int64)
-    expected = [[None] * n_pairs for _ in range(groups)]
-    for g in range(groups):
-        xs = x[group_of == g]
-        for p in range(n_pairs):
-            expected[g][p] = xs[(xs >= thresholds[g, 2 * p]) & (xs < thresholds[g, 2 * p + 1])]
-            sizes[g, p] = expected[g][p].size
+    sizes, expected = _run_members(x, group_of, thresholds)
     cap = sizes.copy()
     cap[:, 0] = 0
     if n_brackets:
@@ -228,13 +234,7 @@ def test_scan_runs_collects_the_same_members_at_every_density(dtype, share, part
         thresholds[g, 2:6] = edges
         thresholds[g, 6:8] = edges[2], (edges[2] + edges[3]) / 2  # inside the second (a member goes to both)
     n_pairs = 6
-    sizes = np.zeros((groups, n_pairs), dtype=np.int64)
-    expected = [[None] * n_pairs for _ in range(groups)]
-    for g in range(groups):
-        xs = x[group_of == g]
-        for p in range(n_pairs):
-            expected[g][p] = xs[(xs >= thresholds[g, 2 * p]) & (xs < thresholds[g, 2 * p + 1])]
-            sizes[g, p] = expected[g][p].size
+    sizes, expected = _run_members(x, group_of, thresholds)
     cap = sizes.copy()
     cap[:, 0] = 0
     cap[0, 1] = sizes[0, 1] // 3  # overflows in every part

@@ -400,3 +400,40 @@ def test_compress_lanes_counts_per_lane_and_stages_members_with_their_lanes(dtyp
         )
         assert got == sorted(zip(lane_of[inside].tolist(), block[inside].tolist(), strict=True))
     assert np.all(staged_values[1, :5] == -7.0)  # what was staged before stays
+
+
+def test_portable_sweeps_where_the_cpu_has_no_avx512(tmp_path):
+    """On a CPU without AVX-512F the scans keep their flags and gather (the compress sweeps compile to nothing
+    there): this file's scan tests, run in a subprocess whose kernels are compiled for the host minus AVX-512
+    (NUMBA_CPU_FEATURES), still match NumPy."""
+    import os
+    import subprocess
+    import sys
+
+    from numba.core.codegen import get_host_cpu_features
+
+    features = get_host_cpu_features()
+    if "+avx512f" not in features.split(","):
+        pytest.skip("the host has no AVX-512F: the default run already takes the portable sweeps")
+    without = ",".join(f.replace("+avx512", "-avx512") for f in features.split(","))
+    env = dict(os.environ, NUMBA_CPU_FEATURES=without, NUMBA_CACHE_DIR=str(tmp_path), FASTQUANT_PORTABLE_CHILD="1")
+    chosen = "every_density and 0.03 and (float32 or f4) or scan_lanes_counts and 21x1x1x2 or portable_child_runs"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rp", "-p", "no:cacheprovider", __file__, "-k", chosen],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    passed = [line for line in result.stdout.splitlines() if line.startswith("PASSED")]
+    assert any("portable_child_runs_without_compress" in line for line in passed), result.stdout[-2000:]
+    assert sum("every_density" in line for line in passed) == 4 and any("scan_lanes" in line for line in passed)
+
+
+def test_portable_child_runs_without_compress():
+    """In the child of the test above: the compress sweeps are off (else a no-op here)."""
+    import os
+
+    from fastquant._kernels import _compress
+
+    if os.environ.get("FASTQUANT_PORTABLE_CHILD") != "1":
+        pytest.skip("runs in the child of test_portable_sweeps_where_the_cpu_has_no_avx512")
+    assert not _compress.HAS_COMPRESS

@@ -418,7 +418,7 @@ def _scan_lanes_block(x, flags, thresholds, acc):
 def _send_members(values, lanes, n, lane_groups, row, pair, base, cap, written, at, limit):
     # The n staged members of `pair` (compress_lanes) to their groups' regions, in staging order: each stored at
     # its region's next slot, or at the sink once the region is full (as _gather_members), written advanced.
-    for g in range(lane_groups.max() + 1):
+    for g in range(base.shape[0]):
         at[g] = base[g, pair] + written[g, pair]
         limit[g] = base[g, pair] + cap[g, pair]
     for s in range(n):
@@ -426,7 +426,7 @@ def _send_members(values, lanes, n, lane_groups, row, pair, base, cap, written, 
         k = at[g]
         row[min(k, limit[g])] = values[s]
         at[g] = k + 1
-    for g in range(lane_groups.max() + 1):
+    for g in range(base.shape[0]):
         written[g, pair] = at[g] - base[g, pair]
 
 

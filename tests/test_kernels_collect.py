@@ -353,11 +353,13 @@ def test_part_regions_give_each_part_room_for_the_groups_it_reads(layout, parts)
             np.testing.assert_array_equal(dest[c, base[c, g, p] : base[c, g, p] + written[c, g, p]], values)
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("first", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_compress_lanes_counts_per_lane_and_stages_members_with_their_lanes(dtype, first):
+def test_compress_lanes_counts_per_lane_and_stages_members_with_their_lanes(dtype, first, dense):
     """The AVX-512 lane sweep alone, one vector of lanes down the rows of a block: counts per lane below six
-    per-lane thresholds, and each pair's members staged with their lane numbers (not pair 0 on a first sweep)."""
+    per-lane thresholds, and each pair's members staged with their lane numbers (not pair 0 on a first sweep),
+    by both sweeps (sparse: stores where a vector has members; dense: every vector)."""
     import numba
 
     from fastquant._kernels import _compress
@@ -365,11 +367,11 @@ def test_compress_lanes_counts_per_lane_and_stages_members_with_their_lanes(dtyp
     if not _compress.HAS_COMPRESS:
         pytest.skip("the CPU the kernels are compiled for has no AVX-512F")
     sweep = numba.njit(
-        lambda x, rows, stride, j, thr, t, acc, sv, sl, st, first: _compress.compress_lanes(
-            x, rows, stride, j, thr, t, acc, sv, sl, st, first
+        lambda x, rows, stride, j, thr, t, acc, sv, sl, st, first, dense: _compress.compress_lanes(
+            x, rows, stride, j, thr, t, acc, sv, sl, st, first, dense
         )
     )
-    rng = np.random.default_rng([int(first), len(dtype)])
+    rng = np.random.default_rng([int(first), len(dtype), int(dense)])
     lanes, rows = 96, 37
     width = 64 // np.dtype(dtype).itemsize
     x = rng.standard_normal(rows * lanes).astype(dtype)
@@ -383,7 +385,7 @@ def test_compress_lanes_counts_per_lane_and_stages_members_with_their_lanes(dtyp
     staged_lanes = np.full((3, x.size + width), -1, dtype=index)
     staged = np.array([0, 5, 0], dtype=np.int64)  # pair 1's list already holds 5
     j = width * 2
-    sweep(x, rows, lanes, j, thresholds, 6, acc, staged_values, staged_lanes, staged, first)
+    sweep(x, rows, lanes, j, thresholds, 6, acc, staged_values, staged_lanes, staged, first, dense)
     block = x.reshape(rows, lanes)[:, j : j + width]
     below = (block[:, None, :] < thresholds[6:, j : j + width]).sum(axis=0)
     np.testing.assert_array_equal(acc[6:, j : j + width], 1 + below)

@@ -349,14 +349,18 @@ class Scan(Pass):
                 )  # fmt: skip
                 below = counts.sum(axis=0)
         # Python ints: a million NumPy scalar operations per call for 256 groups cost milliseconds
-        counts_of, base_of, cap_of = written.tolist(), base.tolist(), part_cap.tolist()
+        counts_of, base_of = written.tolist(), base.tolist()
+        overflowed = (written > part_cap).any(axis=0).tolist()  # (G, P): some part's region overflowed
 
         def members(g: int, j: int):
             pair = j + 1
-            ns = [counts_of[c][g][pair] for c in range(parts)]
-            if any(n > cap_of[c][g][pair] for c, n in enumerate(ns)):
+            if overflowed[g][pair]:
                 return None
-            return [dest[c, base_of[c][g][pair] : base_of[c][g][pair] + n] for c, n in enumerate(ns) if n]
+            return [
+                dest[c, base_of[c][g][pair] : base_of[c][g][pair] + counts_of[c][g][pair]]
+                for c in range(parts)
+                if counts_of[c][g][pair]
+            ]
 
         return below, members
 

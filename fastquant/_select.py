@@ -579,24 +579,31 @@ class BracketSelection:
         requests: list = []
         owners: list = []
         self.stats.counts[: counts.size] = counts
-        # Python ints and lists: per-group NumPy calls on arrays of a few brackets were most of this loop's time
-        ranks_of: dict[int, list[int]] = {}
-        rows = zip(counts.tolist(), rank_low.tolist(), rank_high.tolist(), strict=True)
-        for g, (n, lows, highs) in enumerate(rows):
+        # The bracket of every needed rank of every group in one NumPy step (ranks padded with their last, which
+        # is harmless); then Python ints and lists: per-group NumPy calls on arrays of a few brackets were most of
+        # this loop's time (256 groups: the loop over the brackets of each rank took about a millisecond)
+        counts_list = counts.tolist()
+        ranks_of: dict[int, list[int]] = {n: needed_ranks(n, self.quantiles) for n in set(counts_list) - {0}}
+        width = max((len(r) for r in ranks_of.values()), default=0)
+        padded = np.zeros((len(counts_list), width), dtype=np.int64)
+        for g, n in enumerate(counts_list):
+            if n:
+                r = ranks_of[n]
+                padded[g] = r + r[-1:] * (width - len(r))
+        inside = (rank_low[:, None, :] <= padded[:, :, None]) & (padded[:, :, None] < rank_high[:, None, :])
+        first_of = inside.argmax(axis=2).tolist()  # per group and rank: the first bracket holding it
+        held = inside.any(axis=2).all(axis=1).tolist()
+        lows_of, highs_of = rank_low.tolist(), rank_high.tolist()
+        for g, n in enumerate(counts_list):
             if n == 0:
                 self.stats.found(g, {})
                 continue
-            if n not in ranks_of:
-                ranks_of[n] = needed_ranks(n, self.quantiles)
-            by_bracket: dict[int, list[int]] | None = {}
-            for r in ranks_of[n]:
-                inside = next((j for j in range(n_brackets) if lows[j] <= r < highs[j]), None)
-                if inside is None:
-                    by_bracket = None  # the sample misled us: this group goes to radix
-                    break
-                by_bracket.setdefault(inside, []).append(r)
-            if by_bracket is None:
-                continue
+            if not held[g]:
+                continue  # the sample misled us: this group goes to radix
+            lows, highs = lows_of[g], highs_of[g]
+            by_bracket: dict[int, list[int]] = {}
+            for r, j in zip(ranks_of[n], first_of[g], strict=False):  # the padding is past the ranks
+                by_bracket.setdefault(j, []).append(r)
             self.stats.found(g, {})
             for j, ranks in by_bracket.items():
                 values = members(g, j) if members is not None else None

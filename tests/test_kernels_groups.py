@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 from fastquant import reference
-from fastquant._kernels import groups
+from fastquant._kernels import _compress, groups
 from fastquant._levels import scale_terms
 
 QUANTILES = np.array([0.05, 0.95, 0.5, 0.0, 1.0, 1 / 3, 0.999])
@@ -301,6 +302,83 @@ def test_select_segments_with_intervals_near_the_collection_room(dtype, where):
         found = groups.select_segments(values.copy(), starts, lengths, ranks, n_parts)
         for s, seg in enumerate(segments):
             np.testing.assert_array_equal(found[s], np.sort(seg)[ranks[s]], err_msg=f"segment {s}, {seg.size}")
+
+
+@numba.njit
+def _select_rows(x, quantiles):
+    # _select_group over the rows of x (G, n), in order, as one part of _select_in_cache selects its groups:
+    # (prev, next, number of groups selected from their prior)
+    n_q = quantiles.size
+    ranks = np.empty(2 * n_q, dtype=np.int64)
+    slots = np.empty(2 * n_q, dtype=np.int64)
+    ordered = np.empty(2 * n_q, dtype=np.int64)
+    found = np.empty(2 * n_q, dtype=x.dtype)
+    ends = np.empty(2 * n_q * 130 + 2, dtype=np.int64)
+    sample, mid, sub, sub_found = groups._scratch(2 * n_q, x.dtype)
+    prior = groups._prior_memory(2 * n_q, x.dtype)
+    prev = np.full((x.shape[0], n_q), np.nan, dtype=x.dtype)
+    nxt = np.full((x.shape[0], n_q), np.nan, dtype=x.dtype)
+    for r in range(x.shape[0]):
+        values = x[r].copy()
+        n = groups._keep_finite(values)
+        if n:
+            groups._select_group(values, n, quantiles, ranks, slots, ordered, found, ends, sample, mid, sub,
+                                 sub_found, prev[r], nxt[r], prior)  # fmt: skip
+    return prev, nxt, prior[2][3]
+
+
+def _row_stats(x, quantiles):
+    _, prev, nxt = _numpy_stats(np.ascontiguousarray(x.T).ravel(), x.shape[1], x.shape[0], 1, quantiles)
+    return prev, nxt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kind, quantiles, hits",
+    [
+        ("normal", (0.05, 0.95), "most"),  # two intervals, one sweep
+        ("normal", (0.01, 0.5, 0.99), "most"),  # three
+        ("normal", (0.05, 0.051, 0.95), "most"),  # close ranks share an interval
+        ("normal", tuple(QUANTILES), "none"),  # more than three intervals: every group by _select_counted
+        ("nan", (0.05, 0.95), "most"),  # finite counts (so ranks) differ from group to group
+        ("drifting", (0.05, 0.95), "some"),  # each group wider and shifted: priors miss, then back off
+        ("alternating", (0.05, 0.95), "few"),  # every prior misses
+        ("ties", (0.05, 0.95), "most"),  # values of one decimal: intervals full of ties
+        ("constant", (0.05, 0.95), "few"),  # one value per group, another in each: every prior misses
+    ],
+)
+def test_select_from_the_previous_groups_values(dtype, kind, quantiles, hits):
+    # Groups of one array alike (per column of a map): each group's ranks are selected among the members of
+    # intervals around the previous group's values of them; misses fall back to the counted selection, and the
+    # values are exact either way.
+    g, n = 240, 3000
+    rng = np.random.default_rng([np.dtype(dtype).itemsize, len(kind), len(quantiles)])
+    x = rng.standard_normal((g, n))
+    if kind == "nan":
+        x[rng.random((g, n)) < rng.random((g, 1)) * 0.3] = np.nan
+    elif kind == "drifting":
+        x = x * 1.08 ** np.arange(g)[:, None] + 0.05 * np.arange(g)[:, None]
+    elif kind == "alternating":
+        x[1::2] += 100.0
+    elif kind == "ties":
+        x = np.round(x, 1)
+    elif kind == "constant":
+        x = np.repeat(np.round(rng.standard_normal((g, 1)), 2), n, axis=1)
+    x = x.astype(dtype)
+    quantiles = np.array(quantiles)
+    prev, nxt, selected = _select_rows(x, quantiles)
+    expected_prev, expected_next = _row_stats(x, quantiles)
+    assert _same(prev, expected_prev) and _same(nxt, expected_next)
+    if not _compress.HAS_COMPRESS:  # no AVX-512 sweep: every group by _select_counted
+        assert selected == 0
+    elif hits == "most":
+        assert selected >= 0.9 * (g - 1), selected
+    elif hits == "none":
+        assert selected == 0
+    elif hits == "some":
+        assert 0 < selected < 0.9 * (g - 1), selected
+    else:
+        assert selected < 0.1 * g, selected
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

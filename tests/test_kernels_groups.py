@@ -250,6 +250,39 @@ def test_select_segments_of_large_segments(dtype, order):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["alike", "shifted", "mixed sizes"])
+def test_select_segments_from_the_previous_segments_values(dtype, kind):
+    # Segments alike (approx samples of the channels of one image): from the second on, each is selected from
+    # intervals around the previous one's values of its ranks; ones unlike it (shifted by 50) miss and fall back
+    # to the sampled or counted selection. Values exact either way, for each part count.
+    rng = np.random.default_rng([62, np.dtype(dtype).itemsize, len(kind)])
+    sizes = [groups._SAMPLED_FROM + 999] * 6 + [groups._COUNTED_FROM + 5] * 6
+    if kind == "mixed sizes":
+        sizes = rng.permutation(sizes).tolist()
+    segments = [rng.standard_normal(size) for size in sizes]
+    if kind == "shifted":
+        segments = [seg + 50 * (i % 2) for i, seg in enumerate(segments)]
+    values = np.concatenate(segments).astype(dtype)
+    lengths = np.array(sizes, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    q = np.array([0.05, 0.5, 0.95])  # three intervals (more: selected without a prior)
+    ranks = np.sort(np.concatenate([np.floor((lengths[:, None] - 1) * q), np.ceil((lengths[:, None] - 1) * q)], 1))
+    ranks = ranks.astype(np.int64)
+    for n_parts in (1, 2):
+        found, selected = groups._select_segments(values.copy(), starts, lengths, ranks, n_parts)
+        for i, seg in enumerate(segments):
+            assert _same(found[i], np.sort(seg.astype(dtype))[ranks[i]]), i
+        if not _compress.HAS_COMPRESS:
+            assert selected == 0
+        elif kind == "shifted":
+            assert selected == 0
+        elif kind == "alike":  # all but each part's first segment
+            assert selected == len(sizes) - n_parts, selected
+        else:  # the intervals scale with the sizes (wider after a smaller segment); a few more miss
+            assert selected >= (len(sizes) - n_parts) // 2, selected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_parts", [1, 3])
 def test_interpolate_pairs_is_numpy_percentile(dtype, n_parts):
     # The kernel that turns group_select's order statistics into percentiles: each group's values against
@@ -315,7 +348,7 @@ def _select_rows(x, quantiles):
     found = np.empty(2 * n_q, dtype=x.dtype)
     ends = np.empty(2 * n_q * 130 + 2, dtype=np.int64)
     sample, mid, sub, sub_found = groups._scratch(2 * n_q, x.dtype)
-    prior = groups._prior_memory(2 * n_q, x.dtype)
+    prior = groups._prior_memory(2 * n_q, x.dtype, groups._PRIOR_CAP)
     prev = np.full((x.shape[0], n_q), np.nan, dtype=x.dtype)
     nxt = np.full((x.shape[0], n_q), np.nan, dtype=x.dtype)
     for r in range(x.shape[0]):

@@ -418,18 +418,21 @@ def _select_counted(v, n, ranks, m, found, ends, sample, mid, sub, sub_found):
 
 
 @serial
-def _select_prior(v, n, ranks, m, found, prior, spacing, sweep, row, acc, pos, last, ends, sample, mid, sub, sub_found):
+def _select_prior(v, n, ranks, m, found, prior, n_prior, spacing, sweep, row, acc, pos, last, ends, sample, tmp, sub,
+                  sub_found):  # fmt: skip
     """found[i] = the value of rank ranks[i] (ascending, < n) among the finite values v[:n], from intervals around
-    prior[i], the previous group's value of the same rank (groups of one array tend to be alike): one AVX-512 sweep
+    prior[i], the previous group's value of the same rank among its n_prior values (groups of one array tend to
+    be alike): one AVX-512 sweep
     counts the values below up to three intervals and collects their members, and each rank is selected among its
     interval's members. Returns False (found undefined) where there are more than three intervals, a rank lies
-    outside its interval or an interval holds more than _PRIOR_CAP members; _select_counted then selects it.
+    outside its interval or an interval holds more than cap members (tmp.size - 1); the caller then selects it.
 
     An interval spans _PRIOR_SIGMAS standard deviations of the difference between two iid groups' values of its
-    ranks on each side, converted to values by spacing[i] (values per rank near rank i, updated here from the
-    members). Ranks whose intervals overlap share one. Each interval is half-open, [sweep[2p], sweep[2p + 1]).
+    ranks on each side, converted to values by spacing[i] (values per unit of quantile near rank i, so that
+    groups of other sizes can use it; updated here from the members). Ranks whose intervals overlap share one.
+    Each interval is half-open, [sweep[2p], sweep[2p + 1]).
     """
-    cap = _PRIOR_CAP
+    cap = tmp.size - 1
     first = np.empty(4, dtype=np.int64)  # per interval: its first rank (first[p + 1]: the next one's)
     n_pairs = 0
     r = 0
@@ -441,7 +444,8 @@ def _select_prior(v, n, ranks, m, found, prior, spacing, sweep, row, acc, pos, l
         e = r
         while e < m:
             k = ranks[e]
-            half = (_PRIOR_SIGMAS * np.sqrt(2.0 * k * (n - k) / n) + 4.0) * spacing[e]
+            p = k / n  # the difference of two sample quantiles, of n_prior and n values, in ranks of n
+            half = (_PRIOR_SIGMAS * n * np.sqrt(p * (1.0 - p) * (1.0 / n_prior + 1.0 / n)) + 4.0) * spacing[e] / n
             if e > r and prior[e] - half > hi:
                 break
             lo = min(lo, prior[e] - half)
@@ -482,10 +486,10 @@ def _select_prior(v, n, ranks, m, found, prior, spacing, sweep, row, acc, pos, l
         for j in range(r, e):
             sub[j - r] = ranks[j] - below
         members = row[p * (cap + 1) : p * (cap + 1) + end - below]
-        _select_interval(members, end - below, lo, hi, sub, e - r, sub_found, ends, sample, mid, sweep[6:])
+        _select_interval(members, end - below, lo, hi, sub, e - r, sub_found, ends, sample, tmp, sweep[6:])
         found[r:e] = sub_found[: e - r]
         for j in range(r, e):
-            spacing[j] = (hi - lo) / (end - below)
+            spacing[j] = (hi - lo) / (end - below) * n
     return True
 
 
@@ -533,29 +537,59 @@ def _select_interval(v, n, lo, hi, ranks, m, found, ends, sample, tmp, box):
 
 
 @serial
-def _sample_spacing(sample, n, ranks, m, spacing):
-    # spacing[i] = values per rank near rank ranks[i] of n, from _select_counted's sorted count sample
-    s = _COUNT_SAMPLE
+def _sample_spacing(sample, s, n, ranks, m, spacing):
+    # spacing[i] = values per unit of quantile near rank ranks[i] of n, from the sorted sample[:s] of the n values
+    # (the count sample of _select_counted, the large one of _select_sampled)
+    # The span of 8 or more gaps around the rank's place (the count sample's 63 values gave, with 3 gaps, spacings
+    # half the true one often enough that 2 in 5 of the next groups missed)
+    half = max(4, s // 128)
     for i in range(m):
         c = int((ranks[i] + 0.5) / n * (s + 1))
-        j0 = max(0, c - 2)
-        j1 = min(s - 1, c + 1)
-        spacing[i] = (np.float64(sample[j1]) - np.float64(sample[j0])) / ((j1 - j0) * n / (s + 1))
+        j0 = max(0, c - half)
+        j1 = min(s - 1, c + half)
+        spacing[i] = (np.float64(sample[j1]) - np.float64(sample[j0])) * (s + 1) / (j1 - j0)
 
 
 @serial
-def _prior_memory(m, dtype):
-    # Per-part state of _select_prior across groups (see _select_group) and the buffers of its sweep
+def _prior_memory(m, dtype, cap):
+    # Per-part state of _select_prior across groups for m ranks, intervals of up to cap members (see _from_prior)
     return (
         np.empty(m, dtype=dtype),  # the previous group's values of the ranks
-        np.empty(m),  # values per rank near each rank
-        np.zeros(4, dtype=np.int64),  # control
+        np.empty(m),  # values per unit of quantile near each rank
+        np.zeros(5, dtype=np.int64),  # control
         np.empty(7, dtype=dtype),  # the sweep's thresholds (and a slot for _select_interval's)
-        np.empty(3 * (_PRIOR_CAP + 1), dtype=dtype),  # its members
+        np.empty(3 * (cap + 1), dtype=dtype),  # its members
         np.zeros(6, dtype=np.int32),
         np.zeros(3, dtype=np.int64),
         np.zeros(3, dtype=np.int64),
+        np.empty(cap + 1, dtype=dtype),  # _select_interval's copy of an interval's narrowed members
     )
+
+
+@inline
+def _from_prior(v, n, ranks, m, found, prior, ends, sample, sub, sub_found):
+    # _select_prior where the previous group's values are known and no backoff is running; False: not selected.
+    # control: [a previous group's values are known, groups left to select without them, the backoff, the groups
+    # selected from their prior so far (for tests), the previous group's finite count]
+    values_of, spacing, control, sweep, row, acc, pos, last, tmp = prior
+    done = False
+    if compress_usable(v, sweep, row) and control[0] == 1 and control[1] == 0:
+        done = _select_prior(v, n, ranks, m, found, values_of, control[4], spacing, sweep, row, acc, pos, last, ends,
+                             sample[_COUNT_SAMPLE:], tmp, sub, sub_found)  # fmt: skip
+        control[2] = 0 if done else max(1, min(2 * control[2], _PRIOR_BACKOFF))
+        control[1] = control[2]
+        control[3] += done
+    elif control[1] > 0:
+        control[1] -= 1
+    return done
+
+
+@inline
+def _remember(prior, found, m, n):
+    # found[:m], of n values, becomes the next group's prior (its spacing is set by whichever selection ran)
+    prior[0][:m] = found[:m]
+    prior[2][0] = 1
+    prior[2][4] = n
 
 
 @serial
@@ -603,23 +637,10 @@ def _select_group(
     for i in range(m):
         ordered[i] = ranks[slots[i]]
     if n >= _COUNTED_FROM:
-        values_of, spacing, control, sweep, row, acc, pos, last = prior
-        done = False
-        # control: [a previous group's values are known, groups left to select without them, the backoff, the
-        # groups selected from their prior so far (for tests)]
-        if compress_usable(values, sweep, row) and control[0] == 1 and control[1] == 0:
-            done = _select_prior(values, n, ordered, m, found, values_of, spacing, sweep, row, acc, pos, last,
-                                 ends, sample[_COUNT_SAMPLE:], mid, sub, sub_found)  # fmt: skip
-            control[2] = 0 if done else max(1, min(2 * control[2], _PRIOR_BACKOFF))
-            control[1] = control[2]
-            control[3] += done
-        elif control[1] > 0:
-            control[1] -= 1
-        if not done:
+        if not _from_prior(values, n, ordered, m, found, prior, ends, sample, sub, sub_found):
             _select_counted(values, n, ordered, m, found, ends, sample, mid, sub, sub_found)
-            _sample_spacing(sample, n, ordered, m, spacing)
-        values_of[:m] = found[:m]
-        control[0] = 1
+            _sample_spacing(sample, _COUNT_SAMPLE, n, ordered, m, prior[1])
+        _remember(prior, found, m, n)
     else:
         _select_ranks(values, n, ordered, m, found, ends, sample, mid, sub, sub_found)
     for i in range(m):
@@ -704,7 +725,7 @@ def _select_in_cache(x, outer, groups, inner, quantiles, n_parts):
         found = np.empty(2 * n_q, dtype=x.dtype)
         ends = np.empty(2 * n_q * 130 + 2, dtype=np.int64)
         sample, mid, sub, sub_found = _scratch(2 * n_q, x.dtype)
-        prior = _prior_memory(2 * n_q, x.dtype)
+        prior = _prior_memory(2 * n_q, x.dtype, _PRIOR_CAP)
         for blk in range(first, last):
             g0 = blk * per
             width = min(groups, g0 + per) - g0
@@ -971,14 +992,21 @@ def _sample_span(k, n, s):
     return int(np.floor(centre - half)), int(np.ceil(centre + half))
 
 
-@parallel
 def select_segments(values, starts, lengths, ranks, n_parts):
     """found[s, i] = the value of rank ranks[s, i] among the finite values ``values[starts[s] : starts[s] +
     lengths[s]]`` (each segment is reordered), for ranks ascending along each row (repeats allowed) and below
     the segment's length; a segment of length 0 gets NaN. The segments (samples of groups, bracket members of
-    many groups) are selected in parallel, each with the in-cache selection of the small-group path."""
+    many groups) are selected in parallel, each with the in-cache selection of the small-group path; a segment
+    of _COUNTED_FROM values or more first from intervals around the previous segment's values (_select_prior)."""
+    return _select_segments(values, starts, lengths, ranks, n_parts)[0]
+
+
+@parallel
+def _select_segments(values, starts, lengths, ranks, n_parts):
+    # select_segments, and the number of segments selected from their prior (for tests)
     n_seg, m = ranks.shape
     found = np.full((n_seg, m), np.nan, dtype=values.dtype)
+    hits = np.zeros(n_parts, dtype=np.int64)
     for c in prange(n_parts):
         first, last = _chunk_bounds(n_seg, n_parts, c, 1)
         ends = np.empty(m * 130 + 2, dtype=np.int64)
@@ -993,6 +1021,9 @@ def select_segments(values, starts, lengths, ranks, n_parts):
         members = np.empty(2 * max(_MID, longest // 64), dtype=values.dtype)
         bracket_ranks = np.empty(m, dtype=np.int64)
         bracket_found = np.empty(m, dtype=values.dtype)
+        # a prior interval of a segment after one as large holds at most about 4.3 sqrt(n) values (more after a
+        # smaller one, whose values of the ranks are less precise: after one of 1024 values, 3 n / 32 at most)
+        prior = _prior_memory(m, values.dtype, max(_PRIOR_CAP, int(32 * np.sqrt(longest))))
         for s in range(first, last):
             n = lengths[s]
             if n == 0:
@@ -1000,16 +1031,23 @@ def select_segments(values, starts, lengths, ranks, n_parts):
             for i in range(m):
                 wanted[i] = ranks[s, i]
             v = values[starts[s] : starts[s] + n]
-            if n >= _SAMPLED_FROM:
+            if n >= _COUNTED_FROM and _from_prior(v, n, wanted, m, row, prior, ends, sample, sub, sub_found):
+                pass
+            elif n >= _SAMPLED_FROM:
                 _select_sampled(v, n, wanted, m, row, big, members, bracket_ranks, bracket_found, ends, sample, mid,
                                 sub, sub_found)  # fmt: skip
+                _sample_spacing(big, big.size, n, wanted, m, prior[1])
             elif n >= _COUNTED_FROM:
                 _select_counted(v, n, wanted, m, row, ends, sample, mid, sub, sub_found)
+                _sample_spacing(sample, _COUNT_SAMPLE, n, wanted, m, prior[1])
             else:
                 _select_ranks(v, n, wanted, m, row, ends, sample, mid, sub, sub_found)
+            if n >= _COUNTED_FROM:
+                _remember(prior, row, m, n)
             for i in range(m):
                 found[s, i] = row[i]
-    return found
+        hits[c] = prior[2][3]
+    return found, hits.sum()
 
 
 # --- small groups, few extreme ranks: chains of the smallest and largest values, row by row ---------------------

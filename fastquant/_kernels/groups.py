@@ -422,15 +422,15 @@ def _select_prior(v, n, ranks, m, found, prior, n_prior, spacing, sweep, row, ac
                   sub_found):  # fmt: skip
     """found[i] = the value of rank ranks[i] (ascending, < n) among the finite values v[:n], from intervals around
     prior[i], the previous group's value of the same rank among its n_prior values (groups of one array tend to
-    be alike): one AVX-512 sweep
-    counts the values below up to three intervals and collects their members, and each rank is selected among its
-    interval's members. Returns False (found undefined) where there are more than three intervals, a rank lies
-    outside its interval or an interval holds more than cap members (tmp.size - 1); the caller then selects it.
+    be alike): one AVX-512 sweep counts the values below up to three intervals and collects their members, and
+    each rank is selected among its interval's members. Returns False (found undefined) where there are more than
+    three intervals, a rank lies outside its interval or an interval holds more than cap members (tmp.size - 1);
+    the caller then selects it.
 
-    An interval spans _PRIOR_SIGMAS standard deviations of the difference between two iid groups' values of its
-    ranks on each side, converted to values by spacing[i] (values per unit of quantile near rank i, so that
-    groups of other sizes can use it; updated here from the members). Ranks whose intervals overlap share one.
-    Each interval is half-open, [sweep[2p], sweep[2p + 1]).
+    An interval spans _PRIOR_SIGMAS standard deviations of the difference between the two groups' values of its
+    ranks (sample quantiles of n_prior and n iid values) on each side, converted to values by spacing[i] (values
+    per unit of quantile near rank i, so that groups of other sizes can use it; updated here from the members).
+    Ranks whose intervals overlap share one. Each interval is half-open, [sweep[2p], sweep[2p + 1]).
     """
     cap = tmp.size - 1
     first = np.empty(4, dtype=np.int64)  # per interval: its first rank (first[p + 1]: the next one's)

@@ -297,6 +297,33 @@ def _sorted_count_sample(v, n, sample):
         sample[places[i]] = work[i]
 
 
+@inline
+def _refine(v, n, lo, hi, c_lo, c_hi, kf, kl, box):
+    # One narrowing of [lo, hi) (c_lo = #{v < lo}, c_hi = #{v < hi}) around the ranks kf..kl: two thresholds
+    # interpolated d ranks outside them (d shrinks with the interval), each counted over v[:n] in v's dtype (box,
+    # a one-slot array of it) and kept where the ranks stay inside. Returns (lo, hi, c_lo, c_hi, moved).
+    span = c_hi - c_lo
+    d = max(2, span >> 4)
+    moved = False
+    box[0] = lo + (hi - lo) * ((kf - d + 0.5 - c_lo) / span)
+    t = np.float64(box[0])
+    if lo < t < hi:
+        c_t = _count_below(v, n, box[0])
+        if c_t <= kf:
+            lo = t
+            c_lo = c_t
+            moved = True
+    box[0] = lo + (hi - lo) * ((kl + 1 + d + 0.5 - c_lo) / (c_hi - c_lo))
+    t = np.float64(box[0])
+    if lo < t < hi:
+        c_t = _count_below(v, n, box[0])
+        if c_t > kl:
+            hi = t
+            c_hi = c_t
+            moved = True
+    return lo, hi, c_lo, c_hi, moved
+
+
 @serial
 def _select_counted(v, n, ranks, m, found, ends, sample, mid, sub, sub_found):
     """found[i] = the value of rank ranks[i] (ascending, < n) among the finite values v[:n] (n >= _COUNTED_FROM).
@@ -357,28 +384,11 @@ def _select_counted(v, n, ranks, m, found, ends, sample, mid, sub, sub_found):
         kf = ranks[r]
         kl = ranks[e - 1]
         for _ in range(_REFINE_ROUNDS):
-            # two interpolated thresholds just outside the ranks, d ranks away (d shrinks with the interval)
+            # narrowed while the interval is wide and finite (see _refine)
             span = c_hi - c_lo
             if span <= _REFINED or not (-np.inf < lo and hi < np.inf):
                 break
-            d = max(2, span >> 4)
-            moved = False
-            box[0] = lo + (hi - lo) * ((kf - d + 0.5 - c_lo) / span)
-            t = np.float64(box[0])
-            if lo < t < hi:
-                c_t = _count_below(v, n, box[0])
-                if c_t <= kf:
-                    lo = t
-                    c_lo = c_t
-                    moved = True
-            box[0] = lo + (hi - lo) * ((kl + 1 + d + 0.5 - c_lo) / (c_hi - c_lo))
-            t = np.float64(box[0])
-            if lo < t < hi:
-                c_t = _count_below(v, n, box[0])
-                if c_t > kl:
-                    hi = t
-                    c_hi = c_t
-                    moved = True
+            lo, hi, c_lo, c_hi, moved = _refine(v, n, lo, hi, c_lo, c_hi, kf, kl, box)
             if not moved:
                 break
         lo_v[n_g] = lo
@@ -505,25 +515,7 @@ def _select_interval(v, n, lo, hi, ranks, m, found, ends, sample, tmp, box):
     kf = ranks[0]
     kl = ranks[m - 1]
     while c_hi - c_lo > _REFINED:
-        span = c_hi - c_lo
-        d = max(2, span >> 4)
-        moved = False
-        box[0] = lo + (hi - lo) * ((kf - d + 0.5 - c_lo) / span)
-        t = np.float64(box[0])
-        if lo < t < hi:
-            c_t = _count_below(v, n, box[0])
-            if c_t <= kf:
-                lo = t
-                c_lo = c_t
-                moved = True
-        box[0] = lo + (hi - lo) * ((kl + 1 + d + 0.5 - c_lo) / (c_hi - c_lo))
-        t = np.float64(box[0])
-        if lo < t < hi:
-            c_t = _count_below(v, n, box[0])
-            if c_t > kl:
-                hi = t
-                c_hi = c_t
-                moved = True
+        lo, hi, c_lo, c_hi, moved = _refine(v, n, lo, hi, c_lo, c_hi, kf, kl, box)
         if not moved:
             break
     k = 0

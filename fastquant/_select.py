@@ -576,8 +576,8 @@ class BracketSelection:
         counts = below[:, 1] - below[:, 0]
         rank_low = below[:, 2::2][:, :n_brackets] - below[:, :1]  # finite values below each bracket
         rank_high = below[:, 3::2][:, :n_brackets] - below[:, :1]
-        requests: list = []
-        owners: list = []
+        requests: list = []  # (bracket, group, ranks, their ranks among the bracket's members)
+        overflowed = members.overflowed if members is not None else None
         self.stats.counts[: counts.size] = counts
         # The bracket of every needed rank of every group in one NumPy step (ranks padded with their last, which
         # is harmless); then Python ints and lists: per-group NumPy calls on arrays of a few brackets were most of
@@ -606,19 +606,21 @@ class BracketSelection:
                 by_bracket.setdefault(j, []).append(r)
             self.stats.found(g, {})
             for j, ranks in by_bracket.items():
-                values = members(g, j) if members is not None else None
-                if values is None:
+                if overflowed is None or overflowed[g][j + 1]:
                     self.needs.append((g, j, ranks, lows[j], highs[j] - lows[j]))
                     continue
-                requests.append((j, values, [r - lows[j] for r in ranks]))
-                owners.append((j, g, ranks))
-        # The members of every group's brackets are selected together (one parallel call, not one NumPy
-        # partition per rank: 256 groups of 2**18 spent 40 ms there), bracket by bracket: consecutive segments
-        # alike, so that each is selected from intervals around the previous one's values (select_segments)
-        order = sorted(range(len(requests)), key=lambda i: requests[i][0])
-        selected = select_in_each([requests[i][1:] for i in order])
-        for (_, g, ranks), values in zip((owners[i] for i in order), selected, strict=True):
-            self.stats.values[g].update(zip(ranks, values, strict=True))
+                requests.append((j, g, ranks, [r - lows[j] for r in ranks]))
+        if not requests:
+            return
+        # The members of every group's brackets are gathered and selected together (one parallel call, not one
+        # NumPy partition per rank: 256 groups of 2**18 spent 40 ms there), bracket by bracket (a stable sort):
+        # consecutive segments alike, so that each is selected from intervals around the previous one's values
+        # (select_segments)
+        requests.sort(key=lambda request: request[0])
+        values, starts, lengths = members.gather([(g, j) for j, g, _, _ in requests])
+        selected = select_segments(values, starts, lengths, [within for *_, within in requests])
+        for (_, g, ranks, _), found in zip(requests, selected, strict=True):
+            self.stats.values[g].update(zip(ranks, found, strict=True))
 
 
 def propose_brackets(sample: np.ndarray, quantiles: np.ndarray, dtype: np.dtype, group_size: int):

@@ -439,3 +439,22 @@ def test_portable_child_runs_without_compress():
     if os.environ.get("FASTQUANT_PORTABLE_CHILD") != "1":
         pytest.skip("runs in the child of test_portable_sweeps_where_the_cpu_has_no_avx512")
     assert not _compress.HAS_COMPRESS
+
+
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_gather_regions_concatenates_each_segments_parts_in_order(n_parts):
+    # Segment s is the regions of every part c, part after part; empty regions, a segment with no members and
+    # regions at a row's end included.
+    rng = np.random.default_rng([70, n_parts])
+    parts, width, n_seg = 2, 300, 9
+    dest = rng.standard_normal((parts, width)).astype(np.float32)
+    starts = rng.integers(0, width - 40, (parts, n_seg))
+    lengths = rng.integers(0, 40, (parts, n_seg))
+    lengths[:, 4] = 0
+    starts[1, 7], lengths[1, 7] = width - 5, 5
+    total = lengths.sum(axis=0)
+    at = np.concatenate([[0], np.cumsum(total)[:-1]]).astype(np.int64)
+    values = np.full(int(total.sum()), np.nan, dtype=np.float32)
+    collect.gather_regions(dest, starts, lengths, at, values, n_parts)
+    expected = [dest[c, starts[c, s] : starts[c, s] + lengths[c, s]] for s in range(n_seg) for c in range(parts)]
+    np.testing.assert_array_equal(values, np.concatenate(expected))

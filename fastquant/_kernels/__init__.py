@@ -20,7 +20,7 @@ and results that do not depend on the thread count.
 from __future__ import annotations
 
 from .._jit import kernel_lock
-from .collect import collect_lanes, scan_lanes, scan_runs
+from .collect import collect_lanes, gather_regions, scan_lanes, scan_runs
 from .convert import convert_count_lanes, convert_count_runs, convert_lanes, convert_runs
 from .count import count_lanes, count_runs
 from .groups import compact_segments, select_segments
@@ -34,6 +34,7 @@ __all__ = [
     "convert_count_runs",
     "convert_lanes",
     "convert_runs",
+    "gather_regions",
     "count_lanes",
     "count_runs",
     "kernel_lock",

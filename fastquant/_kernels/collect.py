@@ -536,3 +536,20 @@ def scan_lanes(x, thresholds, lane_groups, base, cap, dest, n_chunks, block):
             dest[0, base[g, p] + min(k, cap[g, p])] = v
             written[0, g, p] = k + ((v >= thresholds[2 * p, j]) & (v < thresholds[2 * p + 1, j]))
     return counts, written
+
+
+@parallel
+def gather_regions(dest, starts, lengths, at, values, n_parts):
+    """values[at[s] :] = the regions dest[c, starts[c, s] : starts[c, s] + lengths[c, s]] of segment s, part c
+    after part c (dest (P, W); starts, lengths (P, S); values room for all): the bracket members of many groups,
+    each group's parts one after the other, for one selection call over all of them."""
+    n_seg = at.size
+    for c in prange(n_parts):
+        first, last = _chunk_bounds(n_seg, n_parts, c, 1)
+        for s in range(first, last):
+            d = at[s]
+            for part in range(dest.shape[0]):
+                b = starts[part, s]
+                for i in range(lengths[part, s]):
+                    values[d + i] = dest[part, b + i]
+                d += lengths[part, s]

@@ -250,6 +250,18 @@ def test_select_segments_of_large_segments(dtype, order):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_select_from_the_previous_groups_values_when_all_are_equal(dtype):
+    # Groups of one value, the same in each: the prior interval is [v, the next value up in the dtype), whose
+    # members (every value) fit, so every group after the first is selected from its prior.
+    g, n = 40, groups._PRIOR_CAP - 100
+    x = np.full((g, n), 0.1, dtype=dtype)
+    quantiles = np.array([0.05, 0.95])
+    prev, nxt, selected = _select_rows(x, quantiles)
+    assert (prev == dtype(0.1)).all() and (nxt == dtype(0.1)).all()
+    assert selected == (g - 1 if _compress.HAS_COMPRESS else 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["alike", "shifted", "mixed sizes"])
 def test_select_segments_from_the_previous_segments_values(dtype, kind):
     # Segments alike (approx samples of the channels of one image): from the second on, each is selected from

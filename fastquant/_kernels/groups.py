@@ -464,7 +464,8 @@ def _select_prior(v, n, ranks, m, found, prior, n_prior, spacing, sweep, row, ac
         sweep[2 * n_pairs] = lo
         sweep[2 * n_pairs + 1] = hi
         if not sweep[2 * n_pairs + 1] > prior[e - 1]:  # rounded down to the last value itself (or NaN spacing)
-            sweep[2 * n_pairs + 1] = np.nextafter(prior[e - 1], np.inf)
+            sweep[6] = np.inf  # the next value up in prior's dtype (a float64 inf would step in float64)
+            sweep[2 * n_pairs + 1] = np.nextafter(prior[e - 1], sweep[6])
         first[n_pairs] = r
         n_pairs += 1
         r = e

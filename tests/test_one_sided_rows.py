@@ -73,3 +73,18 @@ def test_rescaled_spans_take_the_pair_of_passes(monkeypatch):
     assert _fused_ran(events)
     assert any(e == "convert" and d.get("kernel") == "rows" for e, d in events)  # written again
     np.testing.assert_array_equal(got, reference.to_uint8(x, vmax=3e-309, axis=0))
+
+
+@pytest.mark.parametrize("side", ["vmax", "vmin"])
+def test_tiles_after_a_tile_with_undefined_groups(monkeypatch, side):
+    # A part's tiles share their scratch: a tile with an empty range (state 1) but no undefined group, after one
+    # with undefined groups, must not take the earlier tile's undefined groups as its own.
+    force_path(monkeypatch, "numba")
+    x = _values(np.float32, seed=8)
+    flat = x.reshape(SHAPE[0], -1)
+    flat[:, 1500:1510] += 10.0 if side == "vmax" else -10.0  # empty ranges in the second tile of 1024 groups
+    kw = {side: 1.0 if side == "vmax" else -1.0}
+    with fastquant._plan.recording() as events:
+        got = fastquant.to_uint8(x, **kw, axis=0)
+    assert _fused_ran(events)
+    np.testing.assert_array_equal(got, reference.to_uint8(x, **kw, axis=0))

@@ -40,7 +40,7 @@ from ._common import (
 )
 from ._compress import compress_sweep, compress_usable
 from .convert import _PREFETCH_AHEAD, _PREFETCH_BLOCK, _levels_float32_lanes
-from .minmax import _fold_store, _key_bounds, _lanes_block, _lanes_side_block8
+from .minmax import _fold_store, _key_bounds, _lanes_block, _lanes_side_block8, _max_value, _min_value
 
 _ROW_TILE = 1 << 12  # elements of a row converted across all rows at once (its parameters: 128 KiB)
 _ROW_WHOLE = 1 << 14  # rows up to this long are converted whole, row after row (their float32 parameters stay in
@@ -1635,13 +1635,57 @@ _FUSED_WIDTH = 1 << 10  # columns per tile of minmax_convert_rows: 64 float32 ro
 # and 4096 columns took 11.4 and 12.0 ms on 64×1024², 1024 took 10.9)
 
 
+@inline
+def _single_term(q, lo, hi, defined, lo_c, factor_c, lo_scaled_c, scale_c):
+    # Group q's terms from its limits (defined: both are not NaN), as _tile_terms makes them; returns the span.
+    hi = lo if lo > hi else hi
+    span = (0.0 if hi == lo else hi - lo) if defined else 0.0
+    terms_lo = lo if defined else 0.0
+    lo_c[q] = terms_lo
+    factor_c[q] = 1.0
+    lo_scaled_c[q] = terms_lo * 1.0
+    scale_c[q] = 255.0 / span
+    return span
+
+
+@serial
+def _single_terms(keys_lo, keys_hi, limit, upper_given, limits, lo_c, factor_c, lo_scaled_c, scale_c):
+    # _tile_terms for groups of one column each and one given limit: the same terms, in a loop over the groups
+    # with selects instead of branches and one loop per side, so that it vectorizes (1.3 ns per group instead of
+    # 4.3). The limits are written only where the caller reads them (limits[q, 0]: NaN if undefined, else 0).
+    nonpositive = False
+    rescaled = False
+    if upper_given:
+        for q in range(lo_c.size):
+            data = _min_value(keys_lo[q])
+            defined = (data - data == 0.0) & (limit == limit)  # some finite value, and a limit that is not NaN
+            span = _single_term(q, data, limit, defined, lo_c, factor_c, lo_scaled_c, scale_c)
+            nonpositive = nonpositive | (not span > 0.0)
+            rescaled = rescaled | ((span > 0.0) & (not (span < np.inf and span >= _MIN_PLAIN_SPAN)))
+    else:
+        for q in range(lo_c.size):
+            data = _max_value(keys_hi[q])
+            defined = (data - data == 0.0) & (limit == limit)
+            span = _single_term(q, limit, data, defined, lo_c, factor_c, lo_scaled_c, scale_c)
+            nonpositive = nonpositive | (not span > 0.0)
+            rescaled = rescaled | ((span > 0.0) & (not (span < np.inf and span >= _MIN_PLAIN_SPAN)))
+    if nonpositive:  # state 1 (an undefined group makes it so), when the caller reads limits[q, 0]
+        for q in range(lo_c.size):
+            data = _min_value(keys_lo[q]) if upper_given else _max_value(keys_hi[q])
+            limits[q, 0] = 0.0 if (data - data == 0.0) & (limit == limit) else np.nan
+    return 2 if rescaled else (1 if nonpositive else 0)
+
+
 @serial
 def _tile_terms(keys_lo, keys_hi, g0, run, given, upper_given, limits, lo_c, factor_c, lo_scaled_c, scale_c):
     # The conversion terms of the groups of a tile from their key accumulators and the given limit, step for
     # step as _engine.exact_limits, _engine.convert_pass and _levels.scale_terms make them (see
-    # minmax_convert_rows), expanded to the tile's columns. limits[q] = (lo, hi), NaN for an undefined group.
+    # minmax_convert_rows), expanded to the tile's columns. limits[q, 0] is NaN for an undefined group (then the
+    # state is not 0; with state 0 the limits may be left unwritten).
     # Returns 0 (ordinary: every group factor 1 and 0 < scale < inf), 1 (some group has an empty range, scale
     # inf) or 2 (some group needs a rescaled span: the caller takes the two passes).
+    if run == 1 and given.size == 1:
+        return _single_terms(keys_lo, keys_hi, given[0], upper_given, limits, lo_c, factor_c, lo_scaled_c, scale_c)
     state = 0
     _fold_store(keys_lo, keys_hi, limits, 0, run, False)
     one = given.size == 1
@@ -1751,7 +1795,7 @@ def minmax_convert_rows(x, out, outer, n_groups, run, given, upper_given, nan_le
                     x, out, k0, n, period, outer, lo_n, factor_n, lo_scaled_n, scale_n, nan_level, mode, lo32,
                     scale32, np.float32(0.0), ahead,
                 )  # fmt: skip
-            for q in range(n // run):
+            for q in range(n // run if state != 0 else 0):  # an undefined group makes the state 1
                 if tile_limits[q, 0] != tile_limits[q, 0]:
                     for a in range(outer):
                         base = a * period + k0 + q * run

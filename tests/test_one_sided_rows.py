@@ -82,7 +82,8 @@ def test_tiles_after_a_tile_with_undefined_groups(monkeypatch, side):
     force_path(monkeypatch, "numba")
     x = _values(np.float32, seed=8)
     flat = x.reshape(SHAPE[0], -1)
-    flat[:, 1500:1510] += 10.0 if side == "vmax" else -10.0  # empty ranges in the second tile of 1024 groups
+    for first in (1500, 5000):  # empty ranges in a later tile of the first part, for tiles of 1024 or 4096 groups
+        flat[:, first : first + 10] += 10.0 if side == "vmax" else -10.0
     kw = {side: 1.0 if side == "vmax" else -1.0}
     with fastquant._plan.recording() as events:
         got = fastquant.to_uint8(x, **kw, axis=0)

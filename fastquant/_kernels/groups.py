@@ -1631,8 +1631,11 @@ def convert_rows(x, out, outer, groups, inner, lo, factor, lo_scaled, scale, nan
 
 # --- one-sided limits and conversion fused, for long rows -----------------------------------------------------
 
-_FUSED_WIDTH = 1 << 10  # columns per tile of minmax_convert_rows: 64 float32 rows of it are 256 KiB (in L2; 2048
-# and 4096 columns took 11.4 and 12.0 ms on 64×1024², 1024 took 10.9)
+_FUSED_TILE = 1 << 20  # bytes of input per tile of minmax_convert_rows, in tiles of 1024 to 4096 columns. Without the
+# next tile's prefetch, wider tiles are faster where rows are few (64×1024² vmax=1: 15.0-15.5 ms with 1024 columns,
+# 12.8-13.0 with 4096; 16×4096²: 19-22 -> 17-18) and slower where they are many (256×512²: 16-18 -> 19-21 ms)
+_FUSED_MIN_WIDTH = 1 << 10
+_FUSED_MAX_WIDTH = 1 << 12
 
 
 @inline
@@ -1740,14 +1743,16 @@ def minmax_convert_rows(x, out, outer, n_groups, run, given, upper_given, nan_le
     upper_given: the upper limits are `given` ((G,) or (1,) float64) and the lower ones the groups' finite
     minima; else the lower limits are given and the upper ones the finite maxima. A lower limit above the upper
     one raises the upper one to it; a group without finite values (or with a NaN given limit) is undefined: its
-    elements become nan_level. The columns are cut into tiles of whole groups (about _FUSED_WIDTH columns); each
-    part reduces a tile over all rows, makes its groups' terms, and converts the tile while it is still in cache.
+    elements become nan_level. The columns are cut into tiles of whole groups (1024 to 4096 columns, see
+    _FUSED_TILE); each part reduces a tile over all rows, makes its groups' terms, and converts the tile right after
+    (from whatever cache level still holds it).
 
     Returns 2 when some group needs a rescaled span (span below _levels.MIN_PLAIN_SPAN or infinite; out is then
     incomplete and the caller converts with the general terms), else 0.
     """
     period = n_groups * run
-    width = run * max(1, _FUSED_WIDTH // run)
+    columns = min(_FUSED_MAX_WIDTH, max(_FUSED_MIN_WIDTH, _FUSED_TILE // max(1, outer * x.itemsize)))
+    width = run * max(1, columns // run)
     n_tiles = (period + width - 1) // width
     worst = np.zeros(n_parts, dtype=np.int64)
     for c in prange(n_parts):
